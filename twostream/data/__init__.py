@@ -1,0 +1,1 @@
+"""Datasets: synthetic generation, real sources, splits, images, video."""

@@ -1,0 +1,115 @@
+"""Atomic writes: an interrupted stage never leaves a half-written file that looks complete.
+
+Everything is written to a temporary sibling, then renamed into place with
+os.replace (atomic on POSIX within one filesystem).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; on success rename it onto `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary directory next to `path`; on success it replaces `path` whole."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp_path
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(tmp_path, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp_path, path)
+    except BaseException:
+        shutil.rmtree(tmp_path, ignore_errors=True)
+        raise
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    write_bytes(path, text.encode())
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def write_csv(path: str | Path, frame: pd.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def save_array(path: str | Path, array: np.ndarray) -> None:
+    """np.save, atomically (the file keeps the .npy name np.load expects)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array)
+
+
+@contextlib.contextmanager
+def open_array(path: str | Path, shape: tuple[int, ...], dtype: Any = np.uint8) -> Iterator[np.ndarray]:
+    """A writable .npy memmap filled in place, renamed into `path` only when complete.
+
+    For arrays too big to hold in memory (frames of thousands of videos at 224 px).
+    """
+    with atomic_path(path) as tmp:
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+        try:
+            yield array
+            array.flush()
+        finally:
+            del array
+
+
+def load_array(path: str | Path, mmap: bool = True) -> np.ndarray:
+    """Load a .npy written by this module; a missing file names the stage to run."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: array not found; run `dvc repro` to produce it")
+    return np.load(path, mmap_mode="r" if mmap else None)
+
+
+def read_csv(path: str | Path, columns: tuple[str, ...]) -> pd.DataFrame:
+    """Read a manifest CSV and check it has the expected columns."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: manifest not found; run `dvc repro` to produce it")
+    frame = pd.read_csv(path)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: manifest lacks column(s) {', '.join(missing)}")
+    return frame
