@@ -1,0 +1,127 @@
+import pandas as pd
+import pytest
+
+from twostream.classes import HMDB51_CLASSES, STANFORD40_CLASSES
+from twostream.data import splits
+
+
+def write_stanford40(root, counts):
+    """Official lists: half of each class in train.txt, the rest in test.txt, plus a non-12 class."""
+    (root / "ImageSplits").mkdir(parents=True)
+    train, test = [], []
+    for cls, count in counts.items():
+        names = [f"{cls}_{i:03d}.jpg" for i in range(1, count + 1)]
+        train += names[: count // 2]
+        test += names[count // 2:]
+    (root / "ImageSplits" / "train.txt").write_text("\n".join(train) + "\n")
+    (root / "ImageSplits" / "test.txt").write_text("\n".join(test) + "\n")
+
+
+@pytest.fixture
+def stanford(tmp_path):
+    counts = {cls: 50 + 10 * i for i, cls in enumerate(STANFORD40_CLASSES)}  # 50..160, unequal
+    counts["fixing_a_car"] = 40  # one of the 28 other classes: must be ignored
+    write_stanford40(tmp_path, counts)
+    return tmp_path, counts
+
+
+def test_stanford40_items_keep_only_the_12_classes(stanford):
+    root, counts = stanford
+    items = splits.stanford40_items(root)
+    assert len(items) == sum(counts.values()) - 40
+    assert set(items["class"]) == set(STANFORD40_CLASSES)
+    assert items["path"].str.startswith("JPEGImages/").all()
+    assert (items["label"] == items["class"].map(STANFORD40_CLASSES.index)).all()
+
+
+def test_stanford40_split_counts_disjoint_and_balanced(stanford):
+    root, counts = stanford
+    items = splits.stanford40_items(root)
+    parts = splits.split_stanford40(items, 0.1, 0.1, random_state=0, balance=True)
+    total = len(items)  # 12 classes, 50..160 images: 1260
+    n_test = 126  # ceil(0.1 * 1260)
+    n_val = 114  # ceil(0.1 * 1134)
+    n_train = total - n_test - n_val
+    assert len(parts["test"]) == n_test
+    unique = {k: set(v["path"]) for k, v in parts.items()}
+    assert len(unique["train"]) == n_train and len(unique["val"]) == n_val
+    assert not unique["train"] & unique["val"]
+    assert not unique["train"] & unique["test"]
+    assert not unique["val"] & unique["test"]
+    # oversampled: every class has as many rows as the largest one; test untouched
+    for name in ("train", "val"):
+        sizes = parts[name]["label"].value_counts()
+        assert sizes.nunique() == 1 and len(sizes) == 12
+    assert parts["test"]["path"].is_unique
+    assert parts["test"]["label"].value_counts().max() > parts["test"]["label"].value_counts().min()
+    # stratified test: each class close to 10% of it
+    share = parts["test"]["label"].value_counts().sort_index() / items["label"].value_counts().sort_index()
+    assert share.between(0.06, 0.14).all()
+
+
+def test_oversample_keeps_originals_in_order_then_duplicates():
+    frame = pd.DataFrame({"path": ["a1", "a2", "a3", "b1"], "label": [0, 0, 0, 1], "class": ["a"] * 3 + ["b"]})
+    out = splits.oversample(frame, random_state=0)
+    assert list(out["path"][:3]) == ["a1", "a2", "a3"]
+    assert list(out["path"][3:]) == ["b1", "b1", "b1"]
+
+
+def test_no_oversampling_when_disabled(stanford):
+    root, _ = stanford
+    parts = splits.split_stanford40(splits.stanford40_items(root), 0.1, 0.1, random_state=0, balance=False)
+    assert parts["train"]["path"].is_unique and parts["val"]["path"].is_unique
+
+
+def test_bad_stanford40_name(tmp_path):
+    (tmp_path / "ImageSplits").mkdir()
+    (tmp_path / "ImageSplits" / "train.txt").write_text("applauding.jpg\n")
+    (tmp_path / "ImageSplits" / "test.txt").write_text("")
+    with pytest.raises(splits.SplitListError, match="not a Stanford40 image name"):
+        splits.stanford40_items(tmp_path)
+
+
+def test_missing_list_names_the_file(tmp_path):
+    with pytest.raises(splits.SplitListError, match=r"ImageSplits/train.txt: split list not found"):
+        splits.stanford40_items(tmp_path)
+
+
+def write_hmdb51(root, per_class_tags):
+    lists = root / "testTrainMulti_7030_splits"
+    lists.mkdir(parents=True)
+    for cls in HMDB51_CLASSES:
+        for split in (1, 2, 3):
+            tags = per_class_tags if split == 1 else list(reversed(per_class_tags))
+            lines = [f"clip_{cls}_{i}.avi {tag} " for i, tag in enumerate(tags)]
+            (lists / f"{cls}_test_split{split}.txt").write_text("\n".join(lines) + "\n")
+
+
+def test_hmdb51_tags_and_val(tmp_path):
+    tags = [1] * 20 + [2] * 9 + [0] * 3
+    write_hmdb51(tmp_path, tags)
+    items = splits.hmdb51_items(tmp_path, split=1)
+    assert len(items) == 12 * 32
+    assert (items["tag"] == 0).sum() == 36  # tag 0 parsed, not dropped at parse time
+    parts = splits.split_hmdb51(items, val_fraction=0.1, random_state=0)
+    assert [len(parts[k]) for k in ("train", "val", "test")] == [216, 24, 108]
+    assert (parts["val"]["label"].value_counts() == 2).all()  # stratified: 2 per class
+    assert parts["test"]["path"].str.endswith(("_20.avi", "_21.avi", "_22.avi", "_23.avi", "_24.avi",
+                                                "_25.avi", "_26.avi", "_27.avi", "_28.avi")).all()
+    used = set(parts["train"]["path"]) | set(parts["val"]["path"]) | set(parts["test"]["path"])
+    assert not any(p.endswith(("_29.avi", "_30.avi", "_31.avi")) for p in used)  # tag 0 unused
+    assert not set(parts["train"]["path"]) & set(parts["val"]["path"])
+    assert parts["train"]["path"].iloc[0].startswith("clap/")
+
+
+def test_hmdb51_other_split_differs(tmp_path):
+    write_hmdb51(tmp_path, [1] * 20 + [2] * 9 + [0] * 3)
+    one = splits.hmdb51_items(tmp_path, 1).set_index("path")["tag"]
+    two = splits.hmdb51_items(tmp_path, 2).set_index("path")["tag"]
+    assert (one != two).any()
+
+
+def test_hmdb51_malformed_line(tmp_path):
+    write_hmdb51(tmp_path, [1, 2])
+    path = tmp_path / "testTrainMulti_7030_splits" / "drink_test_split1.txt"
+    path.write_text("good.avi 1\nbad.avi 7\n")
+    with pytest.raises(splits.SplitListError, match=r"drink_test_split1.txt:2: expected"):
+        splits.hmdb51_items(tmp_path, 1)

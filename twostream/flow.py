@@ -1,0 +1,255 @@
+"""Optical flow images: 9 frames per video -> 8 flow images (one per consecutive pair).
+
+Flow is a (2, S, S) float32 field per pair in pixels, channel 0 = dx (right positive),
+channel 1 = dy (down positive): the convention of RAFT and torchvision. Each video's 8
+fields are turned into RGB with one `torchvision.utils.flow_to_image` call, so the colour
+scale (the largest flow magnitude maps to full saturation) is per video, as in the seed.
+A consequence worth knowing: a nearly static video has its tiny flow stretched to full
+colour too (only an exactly zero flow stays white).
+
+Methods (params.yaml `flow.method`):
+- ``dis``: OpenCV DIS optical flow (MEDIUM preset) on grayscale frames; fast, CPU.
+- ``farneback``: OpenCV Farneback dense flow on grayscale frames; CPU.
+- ``raft_small`` / ``raft_large``: torchvision RAFT on frames scaled to [-1, 1], last of
+  ``flow.raft_updates`` refinements; the seed used ``raft_large`` with default weights.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import cv2
+import numpy as np
+import torch
+from torchvision.utils import flow_to_image
+from tqdm import tqdm
+
+from twostream.params import FLOW_METHODS, FlowParams
+from twostream.weights import load_pretrained
+
+log = logging.getLogger(__name__)
+
+N_FRAMES = 9
+N_PAIRS = N_FRAMES - 1
+RAFT_METHODS = ("raft_small", "raft_large")
+# torchvision RAFT downsamples by 8 and then builds a 4-level correlation pyramid whose
+# coarsest level needs >= 2 cells: feature maps of >= 16 cells, so images of >= 128 px.
+RAFT_MIN_SIZE = 128
+# OpenCV methods: videos per chunk (bounds memory; the pairs of a chunk run on a thread pool).
+OPENCV_CHUNK_VIDEOS = 16
+# Farneback parameters (OpenCV's documented example values): pyramid scale 0.5 with 3 levels
+# (handles motion of several pixels), 15 px averaging window (robust to noise at 64-224 px),
+# 3 iterations per level, polynomial expansion over 5 px neighbourhoods with sigma 1.2.
+FARNEBACK = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2,
+                 flags=0)
+
+FlowFn = Callable[[np.ndarray], np.ndarray]
+
+
+def resolve_device(device: str) -> torch.device:
+    """`auto` -> CUDA when available, else CPU; `cuda` without CUDA is an error, not a fallback."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                "flow.device is 'cuda' but CUDA is not available on this machine "
+                "(torch.cuda.is_available() is False); set flow.device to 'auto' or 'cpu' "
+                "in params.yaml")
+        return torch.device("cuda")
+    if device == "cpu":
+        return torch.device("cpu")
+    raise ValueError(f"unknown device {device!r}; one of auto, cpu, cuda")
+
+
+def check_frames(frames: np.ndarray) -> None:
+    """Frames must be (N, 9, S, S, 3) uint8: 9 square RGB frames per video."""
+    shape = getattr(frames, "shape", None)
+    dtype = getattr(frames, "dtype", None)
+    if (not isinstance(frames, np.ndarray) or frames.ndim != 5 or frames.shape[1] != N_FRAMES
+            or frames.shape[2] != frames.shape[3] or frames.shape[4] != 3
+            or frames.dtype != np.uint8):
+        raise ValueError(
+            f"expected (N, {N_FRAMES}, S, S, 3) uint8 frames (9 square RGB frames per video), "
+            f"got {type(frames).__name__} of shape {shape} and dtype {dtype}")
+
+
+def check_size(method: str, size: int) -> None:
+    """RAFT needs square images of side divisible by 8 and at least RAFT_MIN_SIZE."""
+    if method in RAFT_METHODS and (size % 8 != 0 or size < RAFT_MIN_SIZE):
+        raise ValueError(
+            f"flow.method {method} needs frames whose side is a multiple of 8 and at least "
+            f"{RAFT_MIN_SIZE} px, got {size} px: set image.size in params.yaml accordingly "
+            f"(the seed uses 224), or use flow.method dis or farneback")
+
+
+class FlowEstimator:
+    """Dense optical flow for a batch of frame pairs, one method, set up once.
+
+    Call it with uint8 RGB pairs of shape (P, 2, S, S, 3) (pairs[:, 0] the earlier frame);
+    it returns flow (P, 2, S, S) float32 in pixels, channel 0 = dx, channel 1 = dy.
+    RAFT runs `params.batch_size` pairs per forward pass; the OpenCV methods spread the
+    pairs over a thread pool (OpenCV releases the GIL). Use as a context manager, or call
+    close(), to release the pool.
+    """
+
+    def __init__(self, params: FlowParams) -> None:
+        if params.method not in FLOW_METHODS:
+            raise ValueError(f"unknown flow.method {params.method!r}; one of {', '.join(FLOW_METHODS)}")
+        self.params = params
+        self.method = params.method
+        self._pool: ThreadPoolExecutor | None = None
+        self._model: torch.nn.Module | None = None
+        if self.method in RAFT_METHODS:
+            self.device = resolve_device(params.device)
+            self._model = _load_raft(self.method, params.pretrained).to(self.device).eval()
+        else:
+            if params.device == "cuda":
+                log.warning("flow.device is 'cuda' but flow.method %s runs on the CPU (OpenCV)",
+                            self.method)
+            self.device = torch.device("cpu")
+            self._local = threading.local()
+            self._pool = ThreadPoolExecutor(max_workers=_cpu_count(),
+                                            thread_name_prefix="flow")
+
+    def __enter__(self) -> FlowEstimator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def __call__(self, pairs: np.ndarray) -> np.ndarray:
+        if (not isinstance(pairs, np.ndarray) or pairs.ndim != 5 or pairs.shape[1] != 2
+                or pairs.shape[2] != pairs.shape[3] or pairs.shape[4] != 3
+                or pairs.dtype != np.uint8):
+            raise ValueError(
+                f"expected (P, 2, S, S, 3) uint8 frame pairs, got {type(pairs).__name__} of "
+                f"shape {getattr(pairs, 'shape', None)} and dtype {getattr(pairs, 'dtype', None)}")
+        check_size(self.method, pairs.shape[2])
+        if len(pairs) == 0:
+            return np.zeros((0, 2, pairs.shape[2], pairs.shape[3]), np.float32)
+        if self._model is not None:
+            return self._raft(pairs)
+        return self._opencv(pairs)
+
+    def _raft(self, pairs: np.ndarray) -> np.ndarray:
+        flows = []
+        batch = self.params.batch_size
+        with torch.inference_mode():
+            for start in range(0, len(pairs), batch):
+                chunk = torch.from_numpy(np.ascontiguousarray(pairs[start:start + batch]))
+                # (B, 2, S, S, 3) uint8 -> two (B, 3, S, S) float in [-1, 1]
+                chunk = chunk.to(self.device).permute(1, 0, 4, 2, 3).float().div_(127.5).sub_(1.0)
+                predictions = self._model(chunk[0], chunk[1],
+                                          num_flow_updates=self.params.raft_updates)
+                flows.append(predictions[-1].float().cpu().numpy())
+        return np.concatenate(flows)
+
+    def _opencv(self, pairs: np.ndarray) -> np.ndarray:
+        assert self._pool is not None, "FlowEstimator used after close()"
+        flow = np.empty((len(pairs), 2, pairs.shape[2], pairs.shape[3]), np.float32)
+
+        def one(i: int) -> None:
+            first = cv2.cvtColor(np.ascontiguousarray(pairs[i, 0]), cv2.COLOR_RGB2GRAY)
+            second = cv2.cvtColor(np.ascontiguousarray(pairs[i, 1]), cv2.COLOR_RGB2GRAY)
+            if self.method == "dis":
+                dis = getattr(self._local, "dis", None)
+                if dis is None:  # DIS objects keep state: one per thread
+                    dis = self._local.dis = cv2.DISOpticalFlow_create(
+                        cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+                field = dis.calc(first, second, None)
+            else:
+                field = cv2.calcOpticalFlowFarneback(first, second, None, **FARNEBACK)
+            flow[i] = field.transpose(2, 0, 1)  # (S, S, 2) -> (2, S, S)
+
+        for _ in self._pool.map(one, range(len(pairs))):
+            pass  # re-raises the first error of any pair
+        return flow
+
+
+def make_flow_fn(params: FlowParams) -> FlowEstimator:
+    """The pair -> flow function of `params.method` (a FlowEstimator)."""
+    return FlowEstimator(params)
+
+
+def _cpu_count() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _load_raft(method: str, pretrained: bool) -> torch.nn.Module:
+    from torchvision.models.optical_flow import (Raft_Large_Weights, Raft_Small_Weights,
+                                                 raft_large, raft_small)
+
+    build, weights = ((raft_small, Raft_Small_Weights.DEFAULT) if method == "raft_small"
+                      else (raft_large, Raft_Large_Weights.DEFAULT))
+    model = build(weights=None, progress=False)
+    if pretrained:
+        model.load_state_dict(load_pretrained(weights))
+        log.info("%s: loaded pretrained weights %s", method, weights)
+    else:
+        log.warning("%s: random weights (flow.pretrained is false); the flow is meaningless "
+                    "outside tests", method)
+    return model
+
+
+def _chunk_videos(params: FlowParams) -> int:
+    """Videos per chunk: for RAFT, chunks hold a whole number of batches (lcm of batch, 8)."""
+    if params.method in RAFT_METHODS:
+        return math.lcm(params.batch_size, N_PAIRS) // N_PAIRS
+    return OPENCV_CHUNK_VIDEOS
+
+
+def flow_images(frames: np.ndarray, params: FlowParams, out: np.ndarray | None = None,
+                progress: bool = True) -> np.ndarray:
+    """8 RGB flow images per video, (N, 8, S, S, 3) uint8, from (N, 9, S, S, 3) uint8 frames.
+
+    Videos are processed in chunks, so `frames` may be a read-only memmap and `out` a
+    writable memmap (e.g. from twostream.io.open_array) filled in place: memory stays
+    bounded whatever N. Returns `out` (or a new array when `out` is None).
+    """
+    check_frames(frames)
+    n, _, size = frames.shape[:3]
+    check_size(params.method, size)
+    shape = (n, N_PAIRS, size, size, 3)
+    if out is None:
+        out = np.empty(shape, np.uint8)
+    elif (not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != np.uint8
+          or not out.flags.writeable):
+        raise ValueError(
+            f"out must be a writable {shape} uint8 array, got {type(out).__name__} of shape "
+            f"{getattr(out, 'shape', None)}, dtype {getattr(out, 'dtype', None)}"
+            + ("" if not isinstance(out, np.ndarray) or out.flags.writeable else ", read-only"))
+
+    started = time.perf_counter()
+    chunk = _chunk_videos(params)
+    with FlowEstimator(params) as estimate, \
+            tqdm(total=n, desc=f"flow ({params.method})", unit="video",
+                 disable=not progress) as bar:
+        for start in range(0, n, chunk):
+            videos = np.asarray(frames[start:start + chunk])
+            # consecutive pairs (f0, f1), ..., (f7, f8) of each video, videos in order
+            pairs = np.stack([videos[:, :-1], videos[:, 1:]], axis=2)
+            pairs = pairs.reshape(-1, 2, size, size, 3)
+            flow = estimate(pairs).reshape(len(videos), N_PAIRS, 2, size, size)
+            for v, video_flow in enumerate(flow):
+                images = flow_to_image(torch.from_numpy(video_flow))  # one scale per video
+                out[start + v] = images.permute(0, 2, 3, 1).numpy()
+            bar.update(len(videos))
+        device = estimate.device
+    elapsed = time.perf_counter() - started
+    log.info("flow: method %s on %s, %d videos of %d px in %.1f s (%.2f videos/s)",
+             params.method, device, n, size, elapsed, n / elapsed if elapsed > 0 else float("inf"))
+    return out
