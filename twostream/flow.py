@@ -20,7 +20,6 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -47,8 +46,6 @@ OPENCV_CHUNK_VIDEOS = 16
 # 3 iterations per level, polynomial expansion over 5 px neighbourhoods with sigma 1.2.
 FARNEBACK = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2,
                  flags=0)
-
-FlowFn = Callable[[np.ndarray], np.ndarray]
 
 
 def resolve_device(device: str) -> torch.device:

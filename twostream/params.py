@@ -228,6 +228,8 @@ class Params:
 
     def validate(self, key: str) -> None:
         _non_negative("seed", self.seed)
+        _check(not self.train_flow.augment, "train_flow.augment",
+               "must be false: flow stacks are not augmented (flips and rotations would corrupt flow directions)")
 
     def stage(self, name: str) -> StageTrainParams:
         """The training section of one of the four training stages."""

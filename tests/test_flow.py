@@ -1,0 +1,246 @@
+"""Optical flow: direction and magnitude of known shifts, shapes, per-video colour scale, errors."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torchvision.utils import flow_to_image
+
+from twostream import flow as flow_mod
+from twostream.flow import (RAFT_MIN_SIZE, FlowEstimator, flow_images, make_flow_fn,
+                            resolve_device)
+from twostream.io import open_array
+from twostream.params import FlowParams
+
+MARGIN = 16  # border excluded when measuring flow (content enters/leaves there)
+
+
+def params(method: str = "dis", batch_size: int = 16, device: str = "cpu") -> FlowParams:
+    return FlowParams(method=method, pretrained=False, raft_updates=2, batch_size=batch_size,
+                      device=device)
+
+
+def texture(side: int, seed: int = 0) -> np.ndarray:
+    """Smooth random RGB texture (blurred noise), uint8 (side, side, 3)."""
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(size=(side, side, 3)).astype(np.float32)
+    smooth = cv2.GaussianBlur(noise, (0, 0), 2.0)
+    smooth = (smooth - smooth.min()) / (smooth.max() - smooth.min())
+    return (smooth * 255).round().astype(np.uint8)
+
+
+def shifted(big: np.ndarray, size: int, dx: int, dy: int) -> np.ndarray:
+    """The central size x size window of `big` with its content moved by (dx, dy) pixels."""
+    y0 = x0 = (big.shape[0] - size) // 2
+    return np.ascontiguousarray(big[y0 - dy:y0 - dy + size, x0 - dx:x0 - dx + size])
+
+
+def video(big: np.ndarray, size: int, steps: list[int], vertical: bool = False) -> np.ndarray:
+    """9 frames whose content moves by steps[k] pixels (right, or down) from frame k to k+1."""
+    positions = np.concatenate([[0], np.cumsum(steps)]).astype(int)
+    return np.stack([shifted(big, size, 0, p) if vertical else shifted(big, size, p, 0)
+                     for p in positions])
+
+
+def interior(array: np.ndarray) -> np.ndarray:
+    """Drop MARGIN pixels on each side of the last two spatial axes (..., H, W)."""
+    return array[..., MARGIN:-MARGIN, MARGIN:-MARGIN]
+
+
+def saturation(images: np.ndarray) -> np.ndarray:
+    """Per-pixel max - min over RGB of (..., H, W, 3) images: 0 white/grey, 255 full colour."""
+    images = images.astype(int)
+    return images.max(-1) - images.min(-1)
+
+
+# --- known shifts -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("method", ["dis", "farneback"])
+@pytest.mark.parametrize("dx, dy", [(3, 0), (0, 3), (-2, 0), (0, -2)])
+def test_opencv_recovers_known_shift(method, dx, dy):
+    size = 96
+    big = texture(160)
+    pair = np.stack([shifted(big, size, 0, 0), shifted(big, size, dx, dy)])[None]
+    with FlowEstimator(params(method)) as estimate:
+        flow = estimate(pair)
+    assert flow.shape == (1, 2, size, size) and flow.dtype == np.float32
+    mean_dx, mean_dy = interior(flow[0]).mean(axis=(1, 2))
+    along, across = (mean_dx, mean_dy) if dx else (mean_dy, mean_dx)
+    expected = dx or dy
+    assert np.sign(along) == np.sign(expected)
+    assert abs(along - expected) <= 0.3 * abs(expected), (mean_dx, mean_dy)
+    assert abs(across) < 0.5, (mean_dx, mean_dy)
+
+
+def test_make_flow_fn_checks_pairs():
+    with make_flow_fn(params("dis")) as estimate:
+        with pytest.raises(ValueError, match=r"\(P, 2, S, S, 3\) uint8"):
+            estimate(np.zeros((1, 3, 32, 32, 3), np.uint8))
+        assert estimate(np.zeros((0, 2, 32, 32, 3), np.uint8)).shape == (0, 2, 32, 32)
+
+
+# --- flow images --------------------------------------------------------------------------
+
+def colour_offset(dx: float, dy: float) -> np.ndarray:
+    """255 - the colour flow_to_image gives a flow of direction (dx, dy) at full magnitude.
+
+    A flow of the same direction at a fraction r of the video's largest magnitude is drawn
+    as 255 - r * colour_offset(dx, dy).
+    """
+    uniform = torch.tensor([float(dx), float(dy)]).reshape(2, 1, 1)
+    return 255.0 - flow_to_image(uniform).reshape(3).numpy().astype(float)
+
+
+@pytest.mark.parametrize("method", ["dis", "farneback"])
+def test_consecutive_pairs_in_order(method):
+    """Pair k of a video is (frame k, frame k+1): every image shows its own rightward step."""
+    size, steps = 64, np.array([1, 2, 3, 4, 4, 3, 2, 1])
+    frames = video(texture(128, seed=1), size, list(steps))[None]
+    images = flow_images(frames, params(method), progress=False)
+    assert images.shape == (1, 8, size, size, 3) and images.dtype == np.uint8
+    observed = np.median(images[0, :, MARGIN:-MARGIN, MARGIN:-MARGIN].reshape(8, -1, 3), axis=1)
+    offsets = 255.0 - observed  # r_k * colour_offset(direction_k)
+    directions = {"right": (1, 0), "left": (-1, 0), "down": (0, 1), "up": (0, -1)}
+    for k, offset in enumerate(offsets):
+        cosines = {name: offset @ colour_offset(*d) / (np.linalg.norm(offset)
+                                                       * np.linalg.norm(colour_offset(*d)))
+                   for name, d in directions.items()}
+        assert max(cosines, key=cosines.get) == "right", (k, cosines)
+        assert cosines["right"] > 0.97, (k, cosines)
+    # the colour strength follows each pair's own step (1, 2, 3, 4, 4, 3, 2, 1)
+    strength = np.linalg.norm(offsets, axis=1) / np.linalg.norm(colour_offset(1, 0))
+    np.testing.assert_allclose(strength / strength.max(), steps / steps.max(), rtol=0.2)
+
+
+def test_colour_scale_is_per_video():
+    """Slow and fast motion both reach full colour; a static video stays white."""
+    size = 64
+    big = texture(128, seed=2)
+    slow = video(big, size, [1] * 8)
+    fast = video(big, size, [4] * 8)
+    static = video(big, size, [0] * 8)
+    images = flow_images(np.stack([slow, fast, static]), params("dis"), progress=False)
+    sat = saturation(images[..., MARGIN:-MARGIN, MARGIN:-MARGIN, :])
+    # one scale across all videos would leave the slow one at about a quarter of the colour
+    for v in (0, 1):
+        assert np.percentile(sat[v], 99) >= 200
+        assert np.median(sat[v]) >= 150
+    assert abs(np.median(sat[0]) - np.median(sat[1])) <= 60
+    # same direction, each on its own scale: the same colour
+    median_colour = np.median(images[:2, :, MARGIN:-MARGIN, MARGIN:-MARGIN].reshape(2, -1, 3), 1)
+    assert np.abs(median_colour[0] - median_colour[1]).max() <= 40
+    # zero flow is white
+    assert (images[2] == 255).all()
+
+
+def test_memmaps_in_and_out(tmp_path):
+    """Read-only memmap frames, a memmap out filled in place, several chunks: same result."""
+    size = 32
+    rng = np.random.default_rng(3)
+    big = texture(64, seed=3)
+    n = flow_mod.OPENCV_CHUNK_VIDEOS + 3
+    frames = np.stack([video(big, size, list(rng.integers(0, 3, 8))) for _ in range(n)])
+    np.save(tmp_path / "frames.npy", frames)
+    frames_mm = np.load(tmp_path / "frames.npy", mmap_mode="r")
+    assert not frames_mm.flags.writeable
+    expected = flow_images(frames, params("dis"), progress=False)
+    with open_array(tmp_path / "flow.npy", (n, 8, size, size, 3)) as out:
+        result = flow_images(frames_mm, params("dis"), out=out, progress=False)
+        assert result is out
+    np.testing.assert_array_equal(np.load(tmp_path / "flow.npy"), expected)
+
+
+def test_logs_method_device_and_throughput(caplog):
+    frames = video(texture(64, seed=6), 32, [1] * 8)[None]
+    with caplog.at_level("INFO", logger="twostream.flow"):
+        flow_images(frames, params("farneback"), progress=False)
+    assert any("farneback" in r.message and "cpu" in r.message and "videos/s" in r.message
+               for r in caplog.records)
+
+
+def test_empty_input():
+    images = flow_images(np.zeros((0, 9, 32, 32, 3), np.uint8), params("dis"), progress=False)
+    assert images.shape == (0, 8, 32, 32, 3)
+
+
+# --- RAFT ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("method", ["raft_small", "raft_large"])
+def test_raft_shapes_and_out_in_place(method):
+    size = RAFT_MIN_SIZE
+    frames = video(texture(192, seed=4), size, [2] * 8)[None]
+    out = np.zeros((1, 8, size, size, 3), np.uint8)
+    torch.manual_seed(0)
+    result = flow_images(frames, params(method, batch_size=8), out=out, progress=False)
+    assert result is out
+    assert out.dtype == np.uint8 and out.shape == (1, 8, size, size, 3)
+    assert out.any()
+
+
+def test_raft_batches_span_videos():
+    """Batches of 3 pairs (crossing video boundaries) give the flow of whole-chunk batches."""
+    size = RAFT_MIN_SIZE
+    big = texture(192, seed=5)
+    frames = np.stack([video(big, size, [1] * 8), video(big, size, [2] * 8, vertical=True)])
+    torch.manual_seed(0)
+    with FlowEstimator(params("raft_small", batch_size=3)) as estimate:
+        pairs = np.stack([frames[:, :-1], frames[:, 1:]], axis=2).reshape(-1, 2, size, size, 3)
+        small_batches = estimate(pairs)
+        estimate.params = params("raft_small", batch_size=16)
+        one_batch = estimate(pairs)
+    assert small_batches.shape == (16, 2, size, size)
+    np.testing.assert_allclose(small_batches, one_batch, atol=1e-3)
+
+
+# --- errors -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad", [
+    np.zeros((2, 8, 32, 32, 3), np.uint8),    # 8 frames
+    np.zeros((2, 9, 32, 40, 3), np.uint8),    # not square
+    np.zeros((2, 9, 32, 32), np.uint8),       # no channels
+    np.zeros((2, 9, 32, 32, 1), np.uint8),    # grey
+    np.zeros((2, 9, 32, 32, 3), np.float32),  # not uint8
+    [[0]],                                    # not an array
+])
+def test_bad_frames(bad):
+    with pytest.raises(ValueError, match=r"expected \(N, 9, S, S, 3\) uint8 frames"):
+        flow_images(bad, params("dis"), progress=False)
+
+
+@pytest.mark.parametrize("method", ["raft_small", "raft_large"])
+@pytest.mark.parametrize("size", [132, 64])
+def test_raft_needs_size_multiple_of_8_and_large_enough(method, size):
+    frames = np.zeros((1, 9, size, size, 3), np.uint8)
+    with pytest.raises(ValueError, match="image.size"):
+        flow_images(frames, params(method), progress=False)
+
+
+@pytest.mark.parametrize("out", [
+    np.zeros((2, 8, 32, 32, 3), np.uint8),
+    np.zeros((1, 8, 32, 32, 3), np.float32),
+    np.zeros((1, 8, 32, 32, 3), np.uint8).view(),
+])
+def test_bad_out(out):
+    if out.dtype == np.uint8 and out.shape[0] == 1:
+        out.flags.writeable = False
+    with pytest.raises(ValueError, match="out must be a writable"):
+        flow_images(np.zeros((1, 9, 32, 32, 3), np.uint8), params("dis"), out=out, progress=False)
+
+
+def test_cuda_without_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match="CUDA is not available"):
+        resolve_device("cuda")
+    assert resolve_device("auto") == torch.device("cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+    frames = np.zeros((1, 9, RAFT_MIN_SIZE, RAFT_MIN_SIZE, 3), np.uint8)
+    with pytest.raises(RuntimeError, match="flow.device"):
+        flow_images(frames, params("raft_small", device="cuda"), progress=False)
+
+
+def test_unknown_device_and_method():
+    with pytest.raises(ValueError, match="unknown device"):
+        resolve_device("tpu")
+    with pytest.raises(ValueError, match="unknown flow.method"):
+        FlowEstimator(params("lucas_kanade"))

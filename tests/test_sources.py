@@ -1,0 +1,543 @@
+"""Real-data sources, offline: archives built here in the real layouts, served from 127.0.0.1.
+
+No free tool writes RAR, so `rar4` below writes stored (uncompressed) RAR 4.x archives,
+which rarfile reads without an external tool.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import shutil
+import socket
+import struct
+import threading
+import zipfile
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import rarfile
+
+from twostream.classes import HMDB51_CLASSES, STANFORD40_CLASSES
+from twostream.data import sources
+from twostream.data.sources import Expected, SourceError, download, fetch_hmdb51, fetch_stanford40
+from twostream.params import RealParams
+
+EXTRA_STANFORD40 = ("brushing_teeth", "texting_message")   # in the zip, not in our 12
+EXTRA_HMDB51 = ("brush_hair", "cartwheel")
+
+
+# --------------------------------------------------------------------------- RAR 4 writer
+
+def _dos_time(year=2013, month=10, day=1, hour=12, minute=0, second=0) -> int:
+    return ((year - 1980) << 25 | month << 21 | day << 16 | hour << 11 | minute << 5
+            | second // 2)
+
+
+def _block(head_type: int, flags: int, fields: bytes = b"") -> bytes:
+    """A RAR 4 block header: HEAD_CRC (low 16 bits of CRC32 of the rest), TYPE, FLAGS, SIZE."""
+    body = struct.pack("<BHH", head_type, flags, 7 + len(fields)) + fields
+    return struct.pack("<H", zlib.crc32(body) & 0xFFFF) + body
+
+
+def rar4(entries: list[tuple[str, bytes | None]], method: int = 0x30) -> bytes:
+    """A RAR 4.x archive of `entries` (name, data; data None for a directory).
+
+    method 0x30 is "store"; any other value only labels the (uncompressed) data as
+    compressed, which is enough to test the missing-tool path.
+    """
+    out = bytearray(b"Rar!\x1a\x07\x00")                      # marker block
+    out += _block(0x73, 0, b"\0" * 6)                          # archive header
+    for name, data in entries:
+        is_dir = data is None
+        data = b"" if is_dir else data
+        raw_name = name.replace("/", "\\").encode()
+        flags = 0x8000 | (0x00E0 if is_dir else 0)             # LONG_BLOCK (+ directory)
+        fields = struct.pack(
+            "<LLBLLBBHL",
+            len(data), len(data),                              # PACK_SIZE, UNP_SIZE
+            2,                                                 # HOST_OS: Win32
+            zlib.crc32(data), _dos_time(),                     # FILE_CRC, FTIME
+            29, method, len(raw_name),                         # UNP_VER, METHOD, NAME_SIZE
+            0x10 if is_dir else 0x20,                          # ATTR
+        ) + raw_name
+        out += _block(0x74, flags, fields) + data
+    out += _block(0x7B, 0x4000)                                # end of archive
+    return bytes(out)
+
+
+def test_rar4_writer_is_read_by_rarfile():
+    data = rar4([("d", None), ("d/a.txt", b"hello"), ("b.bin", bytes(range(256)))])
+    with rarfile.RarFile(io.BytesIO(data), errors="strict") as rf:
+        assert [i.filename for i in rf.infolist()] == ["d/", "d/a.txt", "b.bin"]
+        assert rf.read("d/a.txt") == b"hello"
+        assert rf.read("b.bin") == bytes(range(256))
+
+
+# --------------------------------------------------------------------------- fake datasets
+
+def video_bytes(cls: str, i: int) -> bytes:
+    return b"RIFF" + f"{cls}-{i}".encode() * 50
+
+
+def hmdb51_archives(classes=HMDB51_CLASSES + EXTRA_HMDB51, videos=3,
+                    method=0x30) -> tuple[bytes, bytes]:
+    """(hmdb51_org.rar, test_train_splits.rar) in the official nesting."""
+    inner = []
+    splits = [("testTrainMulti_7030_splits", None)]
+    for cls in classes:
+        names = [f"{cls}_clip_{i}.avi" for i in range(videos)]
+        inner_rar = rar4([(cls, None)] + [(f"{cls}/{n}", video_bytes(cls, i))
+                                          for i, n in enumerate(names)], method=method)
+        inner.append((f"{cls}.rar", inner_rar))
+        for k in (1, 2, 3):
+            text = "".join(f"{n} {(i + k) % 3} \n" for i, n in enumerate(names))
+            splits.append((f"testTrainMulti_7030_splits/{cls}_test_split{k}.txt", text.encode()))
+    return rar4(inner), rar4(splits, method=method)
+
+
+def stanford40_archives(classes=STANFORD40_CLASSES + EXTRA_STANFORD40,
+                        images=3) -> tuple[bytes, bytes]:
+    """(Stanford40_JPEGImages.zip, Stanford40_ImageSplits.zip) in the official layout."""
+    names = [f"{c}_{i:03d}.jpg" for c in classes for i in range(1, images + 1)]
+    img = io.BytesIO()
+    with zipfile.ZipFile(img, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("JPEGImages/", b"")
+        for n in names:
+            zf.writestr(f"JPEGImages/{n}", b"\xff\xd8\xff" + n.encode() * 20)
+        zf.writestr("__MACOSX/JPEGImages/._applauding_001.jpg", b"junk")
+    spl = io.BytesIO()
+    with zipfile.ZipFile(spl, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("ImageSplits/actions.txt", "action_name\tnumber_of_images\n")
+        zf.writestr("ImageSplits/train.txt", "".join(n + "\n" for n in names[::2]))
+        zf.writestr("ImageSplits/test.txt", "".join(n + "\n" for n in names[1::2]))
+        zf.writestr("ImageSplits/applauding_train.txt", "applauding_001.jpg\n")
+    return img.getvalue(), spl.getvalue()
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def tree(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+
+# --------------------------------------------------------------------------- HTTP server
+
+class _Handler(BaseHTTPRequestHandler):
+    timeout = 5  # a stuck client cannot hold a server thread forever
+
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+    def do_GET(self):
+        state = self.server.state
+        state.requests.append((self.path, dict(self.headers)))
+        if self.path in state.redirects:
+            code, target = state.redirects[self.path]
+            self.send_response(code)
+            self.send_header("Location", target)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if self.path not in state.files:
+            self.send_error(404)
+            return
+        data = state.files[self.path]
+        start = 0
+        m = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
+        if m and self.path not in state.ignore_range:
+            start = int(m.group(1))
+            if start >= len(data):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(data)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        body = data[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if state.cuts.get(self.path, 0) > 0:  # promise the whole body, send half, hang up
+            state.cuts[self.path] -= 1
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+
+class Server:
+    def __init__(self):
+        self.files: dict[str, bytes] = {}
+        self.redirects: dict[str, tuple[int, str]] = {}
+        self.ignore_range: set[str] = set()
+        self.cuts: dict[str, int] = {}
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.state = self
+        self.thread = threading.Thread(target=self.httpd.serve_forever,
+                                       kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_port}{path}"
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def server():
+    srv = Server()
+    yield srv
+    srv.close()
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch):
+    monkeypatch.setattr(sources, "RETRY_DELAY_S", 0.0)
+    monkeypatch.setattr(sources, "TIMEOUT_S", 5.0)
+
+
+def real_params(cache: Path, **urls: str) -> RealParams:
+    defaults = {f: f"file:///nonexistent/{f}" for f in
+                ("stanford40_images_url", "stanford40_splits_url",
+                 "hmdb51_videos_url", "hmdb51_splits_url")}
+    return RealParams(cache_dir=str(cache), **{**defaults, **urls})
+
+
+PAYLOAD = bytes(range(256)) * 400  # 100 KiB
+
+
+# --------------------------------------------------------------------------- download
+
+def test_download_verifies_and_reuses_the_cache(server, tmp_path):
+    server.files["/d/data.bin"] = PAYLOAD
+    expected = Expected(size=len(PAYLOAD), sha256=sha256(PAYLOAD),
+                        md5=hashlib.md5(PAYLOAD).hexdigest())
+    path = download(server.url("/d/data.bin"), tmp_path / "cache", expected)
+    assert path == tmp_path / "cache" / "data.bin"
+    assert path.read_bytes() == PAYLOAD
+    assert not (tmp_path / "cache" / "data.bin.part").exists()
+    assert len(server.requests) == 1
+    again = download(server.url("/d/data.bin"), tmp_path / "cache", expected)
+    assert again == path
+    assert len(server.requests) == 1  # no request: the verified cached file was reused
+
+
+def test_resume_after_a_cut_connection(server, tmp_path):
+    server.files["/data.bin"] = PAYLOAD
+    server.cuts["/data.bin"] = 1
+    path = download(server.url("/data.bin"), tmp_path, Expected(sha256=sha256(PAYLOAD)))
+    assert path.read_bytes() == PAYLOAD
+    assert len(server.requests) == 2
+    assert "Range" not in server.requests[0][1]
+    assert server.requests[1][1]["Range"] == f"bytes={len(PAYLOAD) // 2}-"
+
+
+def test_cut_download_keeps_part_and_the_next_run_resumes(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(sources, "RETRIES", 1)
+    server.files["/data.bin"] = PAYLOAD
+    server.cuts["/data.bin"] = 1
+    with pytest.raises(SourceError, match=r"cut off.*partial file .*data\.bin\.part is kept") as err:
+        download(server.url("/data.bin"), tmp_path, Expected(size=len(PAYLOAD)))
+    assert server.url("/data.bin") in str(err.value)
+    assert (tmp_path / "data.bin.part").stat().st_size == len(PAYLOAD) // 2
+    assert not (tmp_path / "data.bin").exists()
+    path = download(server.url("/data.bin"), tmp_path, Expected(size=len(PAYLOAD)))
+    assert server.requests[-1][1]["Range"] == f"bytes={len(PAYLOAD) // 2}-"
+    assert path.read_bytes() == PAYLOAD
+
+
+def test_server_ignoring_range_restarts_from_zero(server, tmp_path):
+    server.files["/data.bin"] = PAYLOAD
+    server.ignore_range.add("/data.bin")
+    (tmp_path / "data.bin.part").write_bytes(b"x" * 1000)  # not even a prefix of the file
+    path = download(server.url("/data.bin"), tmp_path, Expected(sha256=sha256(PAYLOAD)))
+    assert server.requests[0][1]["Range"] == "bytes=1000-"
+    assert path.read_bytes() == PAYLOAD
+
+
+def test_checksum_mismatch_leaves_no_file(server, tmp_path):
+    server.files["/data.bin"] = PAYLOAD
+    with pytest.raises(SourceError, match="checksum mismatch.*was removed") as err:
+        download(server.url("/data.bin"), tmp_path, Expected(sha256="0" * 64))
+    assert server.url("/data.bin") in str(err.value)
+    assert list(tmp_path.iterdir()) == [tmp_path / "data.bin.lock"]
+
+
+def test_size_announced_by_server_is_checked_before_downloading(server, tmp_path):
+    server.files["/data.bin"] = PAYLOAD
+    with pytest.raises(SourceError, match="serves 102,400 bytes but data.bin is 5 bytes"):
+        download(server.url("/data.bin"), tmp_path, Expected(size=5))
+    assert not (tmp_path / "data.bin").exists()
+    assert not (tmp_path / "data.bin.part").exists()
+
+
+def test_http_404_names_the_url(server, tmp_path):
+    url = server.url("/missing.zip")
+    with pytest.raises(SourceError, match="HTTP 404") as err:
+        download(url, tmp_path, param="stanford40_images_url")
+    assert url in str(err.value)
+    assert "data.real.stanford40_images_url" in str(err.value)
+    assert not (tmp_path / "missing.zip").exists()
+
+
+@pytest.mark.parametrize("code", [301, 302])
+def test_redirect_is_followed(server, tmp_path, code):
+    server.files["/new/data.bin"] = PAYLOAD
+    server.redirects["/old/data.bin"] = (code, server.url("/new/data.bin"))
+    path = download(server.url("/old/data.bin"), tmp_path, Expected(sha256=sha256(PAYLOAD)))
+    assert path.name == "data.bin"
+    assert path.read_bytes() == PAYLOAD
+    assert [r[0] for r in server.requests] == ["/old/data.bin", "/new/data.bin"]
+
+
+def test_unreachable_host_says_what_to_do(tmp_path):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/hmdb51_org.rar"
+    with pytest.raises(SourceError) as err:
+        download(url, tmp_path / "cache", param="hmdb51_videos_url")
+    message = str(err.value)
+    assert message.startswith(f"cannot reach 127.0.0.1:{port}")
+    assert f"download {url} on a machine with internet" in message
+    assert f"place it at {tmp_path / 'cache' / 'hmdb51_org.rar'}" in message
+    assert "point data.real.hmdb51_videos_url at a local copy" in message
+
+
+def test_local_path_and_file_url_are_used_in_place(tmp_path):
+    local = tmp_path / "copy" / "data.bin"
+    local.parent.mkdir()
+    local.write_bytes(PAYLOAD)
+    good = Expected(size=len(PAYLOAD), sha256=sha256(PAYLOAD))
+    assert download(str(local), tmp_path / "cache", good) == local
+    assert download(local.as_uri(), tmp_path / "cache", good) == local
+    assert not (tmp_path / "cache").exists()  # nothing copied
+    with pytest.raises(SourceError, match="checksum mismatch.*left as it is"):
+        download(local.as_uri(), tmp_path / "cache", Expected(sha256="0" * 64))
+    assert local.read_bytes() == PAYLOAD  # a user's copy is never deleted
+    with pytest.raises(SourceError, match="no such file"):
+        download(str(tmp_path / "nope.zip"), tmp_path / "cache")
+
+
+def test_known_files_are_verified_by_name(tmp_path):
+    assert sources.expected_for("http://mirror/x/hmdb51_org.rar").sha256.startswith("9e714a0d")
+    assert sources.expected_for("/data/test_train_splits.rar").md5 == \
+        "15e67781e70dcfbdce2d7dbb9b3344b5"
+    fake = tmp_path / "Stanford40_JPEGImages.zip"
+    fake.write_bytes(b"not the real zip")
+    with pytest.raises(SourceError, match="size mismatch: expected 304,771,808 bytes"):
+        download(str(fake), tmp_path / "cache", sources.expected_for(str(fake)))
+
+
+# --------------------------------------------------------------------------- Stanford40
+
+def test_fetch_stanford40_keeps_the_12_classes_and_the_lists(server, tmp_path, monkeypatch):
+    images, splits = stanford40_archives()
+    server.files["/Datasets/Stanford40_JPEGImages.zip"] = images
+    server.files["/Datasets/Stanford40_ImageSplits.zip"] = splits
+    monkeypatch.setattr(sources, "KNOWN_FILES", {
+        "Stanford40_JPEGImages.zip": Expected(size=len(images), sha256=sha256(images)),
+        "Stanford40_ImageSplits.zip": Expected()})
+    real = real_params(tmp_path / "cache",
+                       stanford40_images_url=server.url("/Datasets/Stanford40_JPEGImages.zip"),
+                       stanford40_splits_url=server.url("/Datasets/Stanford40_ImageSplits.zip"))
+    out = tmp_path / "stanford40"
+    out.mkdir()
+    fetch_stanford40(out, real)
+    want = {f"JPEGImages/{c}_{i:03d}.jpg" for c in STANFORD40_CLASSES for i in (1, 2, 3)}
+    assert tree(out) == want | {"ImageSplits/train.txt", "ImageSplits/test.txt"}
+    with zipfile.ZipFile(io.BytesIO(splits)) as zf:  # the lists are copied as they are
+        assert (out / "ImageSplits/train.txt").read_bytes() == zf.read("ImageSplits/train.txt")
+        assert "brushing_teeth_001.jpg" in zf.read("ImageSplits/train.txt").decode()
+    with zipfile.ZipFile(io.BytesIO(images)) as zf:
+        assert (out / "JPEGImages/smoking_002.jpg").read_bytes() == \
+            zf.read("JPEGImages/smoking_002.jpg")
+    assert (tmp_path / "cache" / "Stanford40_JPEGImages.zip").is_file()
+
+
+def _stanford40_local(tmp_path: Path, images: bytes, splits: bytes) -> tuple[RealParams, Path]:
+    (tmp_path / "in").mkdir(exist_ok=True)
+    (tmp_path / "in" / "images.zip").write_bytes(images)
+    (tmp_path / "in" / "splits.zip").write_bytes(splits)
+    out = tmp_path / "stanford40"
+    out.mkdir(exist_ok=True)
+    real = real_params(tmp_path / "cache",
+                       stanford40_images_url=str(tmp_path / "in" / "images.zip"),
+                       stanford40_splits_url=(tmp_path / "in" / "splits.zip").as_uri())
+    return real, out
+
+
+def test_truncated_stanford40_zip_is_a_clear_error(tmp_path):
+    images, splits = stanford40_archives()
+    real, out = _stanford40_local(tmp_path, images[: len(images) // 2], splits)
+    with pytest.raises(SourceError, match=r"images\.zip is corrupt or truncated") as err:
+        fetch_stanford40(out, real)
+    assert "run again" in str(err.value)
+    assert list(out.iterdir()) == []  # nothing that could pass for a result
+
+
+def test_stanford40_member_with_bad_crc_is_a_clear_error(tmp_path):
+    images, splits = stanford40_archives()
+    with zipfile.ZipFile(io.BytesIO(images)) as zf:
+        info = zf.getinfo("JPEGImages/jumping_002.jpg")
+    data = bytearray(images)  # flip a byte inside that member's compressed data
+    name_len, extra_len = struct.unpack_from("<HH", data, info.header_offset + 26)
+    data[info.header_offset + 30 + name_len + extra_len + 2] ^= 0xFF
+    real, out = _stanford40_local(tmp_path, bytes(data), splits)
+    with pytest.raises(SourceError, match="images.zip is corrupt or truncated"):
+        fetch_stanford40(out, real)
+    assert list(out.iterdir()) == []
+
+
+def test_stanford40_missing_class_or_list_is_a_clear_error(tmp_path):
+    images, splits = stanford40_archives(classes=STANFORD40_CLASSES[:-1])
+    real, out = _stanford40_local(tmp_path, images, splits)
+    with pytest.raises(SourceError, match="no images of waving_hands"):
+        fetch_stanford40(out, real)
+    assert list(out.iterdir()) == []
+    real, _ = _stanford40_local(tmp_path, *stanford40_archives()[::-1])  # swapped archives
+    with pytest.raises(SourceError, match="has no ImageSplits/train.txt"):
+        fetch_stanford40(out, real)
+
+
+def test_output_dir_must_be_empty(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "old.txt").write_text("x")
+    with pytest.raises(SourceError, match="must be empty"):
+        fetch_stanford40(tmp_path / "out", real_params(tmp_path / "cache"))
+
+
+# --------------------------------------------------------------------------- HMDB51
+
+def _hmdb51_expected_tree() -> set[str]:
+    videos = {f"{c}/{c}_clip_{i}.avi" for c in HMDB51_CLASSES for i in range(3)}
+    lists = {f"testTrainMulti_7030_splits/{c}_test_split{k}.txt"
+             for c in HMDB51_CLASSES for k in (1, 2, 3)}
+    return videos | lists
+
+
+def test_fetch_hmdb51_extracts_nested_stored_rars(server, tmp_path, monkeypatch):
+    videos, splits = hmdb51_archives()
+    base = "/wp-content/uploads/2013/10"
+    server.files[f"{base}/hmdb51_org.rar"] = videos
+    server.files[f"{base}/test_train_splits.rar"] = splits
+    monkeypatch.setattr(sources, "KNOWN_FILES", {
+        "hmdb51_org.rar": Expected(sha256=sha256(videos)),
+        "test_train_splits.rar": Expected(md5=hashlib.md5(splits).hexdigest())})
+    real = real_params(tmp_path / "cache",
+                       hmdb51_videos_url=server.url(f"{base}/hmdb51_org.rar"),
+                       hmdb51_splits_url=server.url(f"{base}/test_train_splits.rar"))
+    out = tmp_path / "hmdb51"
+    out.mkdir()
+    fetch_hmdb51(out, real)
+    assert tree(out) == _hmdb51_expected_tree()
+    assert (out / "clap" / "clap_clip_1.avi").read_bytes() == video_bytes("clap", 1)
+    assert (out / "testTrainMulti_7030_splits/run_test_split2.txt").read_text() == \
+        "run_clip_0.avi 2 \nrun_clip_1.avi 0 \nrun_clip_2.avi 1 \n"
+    assert not any(p.name.startswith(".") for p in out.iterdir())  # scratch removed
+
+
+def _hmdb51_local(tmp_path: Path, videos: bytes, splits: bytes) -> tuple[RealParams, Path]:
+    (tmp_path / "in").mkdir(exist_ok=True)
+    (tmp_path / "in" / "videos.rar").write_bytes(videos)
+    (tmp_path / "in" / "splits.rar").write_bytes(splits)
+    out = tmp_path / "hmdb51"
+    out.mkdir(exist_ok=True)
+    real = real_params(tmp_path / "cache",
+                       hmdb51_videos_url=str(tmp_path / "in" / "videos.rar"),
+                       hmdb51_splits_url=str(tmp_path / "in" / "splits.rar"))
+    return real, out
+
+
+@pytest.fixture
+def no_rar_tool(monkeypatch):
+    """As if neither unrar nor unar (nor any other tool) were installed."""
+    for name in ("UNRAR_TOOL", "UNAR_TOOL", "BSDTAR_TOOL", "SEVENZIP_TOOL", "SEVENZIP2_TOOL"):
+        monkeypatch.setattr(rarfile, name, "/nonexistent/" + name.lower())
+    monkeypatch.setattr(rarfile, "CURRENT_SETUP", None)
+
+
+def test_stored_hmdb51_needs_no_tool(tmp_path, no_rar_tool):
+    real, out = _hmdb51_local(tmp_path, *hmdb51_archives())
+    fetch_hmdb51(out, real)
+    assert tree(out) == _hmdb51_expected_tree()
+
+
+def test_compressed_rar_without_a_tool_fails_before_extracting(tmp_path, no_rar_tool):
+    real, out = _hmdb51_local(tmp_path, *hmdb51_archives(method=0x33))
+    with pytest.raises(SourceError) as err:
+        fetch_hmdb51(out, real)
+    assert str(err.value) == (
+        "extracting splits.rar needs unar or unrar: on Debian/Ubuntu "
+        "`sudo apt-get install unar`, on macOS `brew install unar`")
+    assert list(out.iterdir()) == []
+
+
+def test_compressed_inner_rar_without_a_tool_is_the_same_clear_error(tmp_path, no_rar_tool):
+    videos, _ = hmdb51_archives(method=0x33)  # inner RARs compressed, outer stored
+    _, splits = hmdb51_archives()
+    real, out = _hmdb51_local(tmp_path, videos, splits)
+    with pytest.raises(SourceError, match="extracting videos.rar needs unar or unrar"):
+        fetch_hmdb51(out, real)
+    assert list(out.iterdir()) == []
+
+
+def test_truncated_hmdb51_rar_is_a_clear_error(tmp_path):
+    videos, splits = hmdb51_archives()
+    real, out = _hmdb51_local(tmp_path, videos[: len(videos) * 2 // 3], splits)
+    with pytest.raises(SourceError, match=r"videos\.rar.*(corrupt or truncated|lacks)") as err:
+        fetch_hmdb51(out, real)
+    assert "videos.rar" in str(err.value)
+    assert list(out.iterdir()) == []
+
+
+def test_hmdb51_corrupt_video_is_a_clear_error(tmp_path):
+    videos, splits = hmdb51_archives()
+    marker = video_bytes("jump", 1)
+    at = videos.index(marker)  # inside jump.rar, inside the outer RAR (both stored)
+    bad = videos[:at] + b"X" + videos[at + 1:]
+    real, out = _hmdb51_local(tmp_path, bad, splits)
+    with pytest.raises(SourceError, match=r"videos\.rar \(member jump\.rar\).*corrupt") as err:
+        fetch_hmdb51(out, real)
+    assert "CRC" in str(err.value)
+    assert list(out.iterdir()) == []
+
+
+def test_hmdb51_missing_class_is_a_clear_error(tmp_path):
+    videos, _ = hmdb51_archives(classes=HMDB51_CLASSES[1:])
+    _, splits = hmdb51_archives()
+    real, out = _hmdb51_local(tmp_path, videos, splits)
+    with pytest.raises(SourceError, match=r"videos\.rar lacks clap\.rar"):
+        fetch_hmdb51(out, real)
+    _, splits = hmdb51_archives(classes=HMDB51_CLASSES[:-1])
+    videos, _ = hmdb51_archives()
+    real, out = _hmdb51_local(tmp_path, videos, splits)
+    with pytest.raises(SourceError, match=r"splits\.rar lacks wave_test_split1\.txt"):
+        fetch_hmdb51(out, real)
+
+
+@pytest.mark.skipif(shutil.which("unar") is None, reason="unar is not installed")
+def test_unar_backend_extracts_the_stored_fixture(tmp_path, monkeypatch):
+    """With FORCE_TOOL rarfile sends even stored entries through the tool: unar works."""
+    monkeypatch.setattr(rarfile, "FORCE_TOOL", True)
+    monkeypatch.setattr(rarfile, "UNRAR_TOOL", "/nonexistent/unrar")
+    monkeypatch.setattr(rarfile, "CURRENT_SETUP", None)
+    real, out = _hmdb51_local(tmp_path, *hmdb51_archives(classes=HMDB51_CLASSES))
+    sources.require_rar_tool("x.rar", [type("Info", (), {"compress_type": 0x33})()])
+    assert rarfile.CURRENT_SETUP.setup is rarfile.UNAR_CONFIG
+    fetch_hmdb51(out, real)
+    assert tree(out) == _hmdb51_expected_tree()
+    assert (out / "wave" / "wave_clip_2.avi").read_bytes() == video_bytes("wave", 2)

@@ -1,0 +1,557 @@
+"""The real datasets: download (cached, resumable, verified) and extract the 12 classes.
+
+`fetch_stanford40` and `fetch_hmdb51` fill an empty directory with the raw layout the rest of
+the pipeline reads (the synthetic generator writes the same layout):
+
+    stanford40/JPEGImages/<class>_<NNN>.jpg          the 12 classes only
+    stanford40/ImageSplits/{train,test}.txt          as shipped (all 40 classes)
+    hmdb51/<class>/*.avi                             the 12 classes only
+    hmdb51/testTrainMulti_7030_splits/<class>_test_split{1,2,3}.txt
+
+Archives are kept in `data.real.cache_dir` (outside the repository), so re-runs and other
+clones never download twice. A download goes to `<name>.part`, is resumed with an HTTP Range
+request after an interruption, and is renamed to `<name>` only once complete and verified
+against the known size/checksum. A URL may also be `file://...` or a plain path: such a local
+copy is verified where it lies and read from there (not copied into the cache).
+
+HMDB51 ships as RAR. `rarfile` reads stored entries itself; compressed ones (the real
+archives) need `unar` or `unrar` on the PATH, checked before anything is extracted.
+Expected failures (offline, HTTP errors, bad checksums, corrupt archives, missing tools)
+raise `SourceError` with a message that names the URL or file and what to do.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import logging
+import os
+import re
+import shutil
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import rarfile
+from tqdm import tqdm
+
+from twostream.classes import HMDB51_CLASSES, STANFORD40_CLASSES
+from twostream.params import RealParams
+
+try:  # POSIX: serialise concurrent downloads of one file into a shared cache
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
+
+
+class SourceError(RuntimeError):
+    """A real dataset could not be downloaded, verified or extracted; the message says why."""
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What a downloaded file must match; None means unknown (not checked)."""
+
+    size: int | None = None
+    sha256: str | None = None
+    md5: str | None = None
+
+
+# Facts about the official archives, keyed by file name, so that a mirror or a local copy
+# with the same name is verified too.
+KNOWN_FILES: dict[str, Expected] = {
+    "Stanford40_JPEGImages.zip": Expected(size=304_771_808),
+    "Stanford40_ImageSplits.zip": Expected(),
+    "hmdb51_org.rar": Expected(
+        sha256="9e714a0d8b76104d76e932764a7ca636f929fff66279cda3f2e326fa912a328e"),
+    "test_train_splits.rar": Expected(md5="15e67781e70dcfbdce2d7dbb9b3344b5"),
+}
+
+HMDB51_SPLITS_DIR = "testTrainMulti_7030_splits"
+HMDB51_SPLITS = (1, 2, 3)
+RAR_TOOLS_HINT = "on Debian/Ubuntu `sudo apt-get install unar`, on macOS `brew install unar`"
+
+USER_AGENT = "twostream-downloader (python urllib)"
+TIMEOUT_S = 60.0          # per socket operation; a stalled server counts as an interruption
+CHUNK_BYTES = 1 << 20
+RETRIES = 3               # attempts per download; each continues the .part file
+RETRY_DELAY_S = 2.0       # times the attempt number
+
+_STANFORD40_IMAGE = re.compile(r"(?P<cls>[a-z_]+)_(?P<num>\d+)\.jpg")
+
+
+# --------------------------------------------------------------------------- downloads
+
+class _Interrupted(Exception):
+    """The connection ended before the whole body arrived (the .part file is kept)."""
+
+
+def expected_for(url: str) -> Expected | None:
+    """The known size/checksums of the file a URL or path names, if it is a known file."""
+    return KNOWN_FILES.get(file_name(url))
+
+
+def file_name(url: str) -> str:
+    """The file name at the end of a URL or path."""
+    if _is_remote(url):
+        name = PurePosixPath(urllib.parse.unquote(urllib.parse.urlsplit(url).path)).name
+    else:
+        name = _local_path(url).name
+    if not name:
+        raise SourceError(f"cannot tell the file name from {url!r}: the URL must end in a file name")
+    return name
+
+
+def cache_dir_of(real: RealParams) -> Path:
+    """`data.real.cache_dir` with `~` and environment variables expanded."""
+    return Path(os.path.expandvars(os.path.expanduser(real.cache_dir)))
+
+
+def _is_remote(url: str) -> bool:
+    return urllib.parse.urlsplit(url).scheme.lower() in ("http", "https")
+
+
+def _local_path(url: str) -> Path:
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise SourceError(f"{url}: file:// URLs must name a local file (file:///path)")
+        return Path(urllib.request.url2pathname(parts.path))
+    if "://" in url:
+        raise SourceError(f"{url}: unsupported URL scheme {parts.scheme!r}; "
+                          f"use http(s)://, file:// or a plain path")
+    return Path(os.path.expandvars(os.path.expanduser(url)))
+
+
+def _hashes(path: Path, expected: Expected) -> dict[str, str]:
+    algos = [a for a in ("sha256", "md5") if getattr(expected, a)]
+    if not algos:
+        return {}
+    digests = {a: hashlib.new(a) for a in algos}
+    with open(path, "rb") as fh:
+        while block := fh.read(CHUNK_BYTES):
+            for d in digests.values():
+                d.update(block)
+    return {a: d.hexdigest() for a, d in digests.items()}
+
+
+def _problem(path: Path, expected: Expected | None) -> str | None:
+    """Why `path` does not match `expected` (None when it does, or nothing is known)."""
+    if expected is None:
+        return None
+    size = path.stat().st_size
+    if expected.size is not None and size != expected.size:
+        return f"size mismatch: expected {expected.size:,} bytes, got {size:,}"
+    if expected.sha256 or expected.md5:
+        log.info("verifying %s", path)
+    for algo, got in _hashes(path, expected).items():
+        want = getattr(expected, algo).lower()
+        if got != want:
+            return f"checksum mismatch: expected {algo} {want}, got {got}"
+    return None
+
+
+@contextlib.contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock, so two clones sharing the cache do not write one .part."""
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    with open(lock_path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another process downloading into %s", lock_path.parent)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _where(param: str | None) -> str:
+    return f"data.real.{param}" if param else "the matching data.real.*_url param"
+
+
+def download(url: str, cache_dir: Path, expected: Expected | None = None, *,
+             param: str | None = None) -> Path:
+    """The local, verified file behind `url`, downloading it into `cache_dir` if needed.
+
+    http(s): a verified `<cache_dir>/<name>` is reused without any request; otherwise the
+    body is streamed into `<name>.part` (continued with a Range request when a previous
+    attempt was cut off; restarted when the server ignores Range), verified, then renamed.
+    file:// or a plain path: the file is verified and returned where it is.
+    `param` (e.g. "hmdb51_videos_url") only makes messages name the params.yaml key.
+    """
+    name = file_name(url)
+    if not _is_remote(url):
+        path = _local_path(url)
+        if not path.is_file():
+            raise SourceError(f"{path}: no such file (from {url!r}; {_where(param)} in params.yaml)")
+        problem = _problem(path, expected)
+        if problem:
+            raise SourceError(f"{path}: {problem} for {name}; this local copy was left as it is: "
+                              f"replace it with a good copy or point {_where(param)} elsewhere")
+        return path
+
+    cache_dir = Path(os.path.expandvars(os.path.expanduser(str(cache_dir))))
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    final = cache_dir / name
+    part = cache_dir / f"{name}.part"
+    with _locked(cache_dir / f"{name}.lock"):
+        if final.is_file():
+            problem = _problem(final, expected)
+            if problem is None:
+                log.info("using cached %s", final)
+                return final
+            log.warning("cached %s: %s; downloading it again", final, problem)
+            final.unlink()
+        for attempt in range(1, RETRIES + 1):
+            try:
+                _fetch_part(url, part, final, expected, param)
+                break
+            except _Interrupted as exc:
+                if attempt == RETRIES:
+                    raise SourceError(
+                        f"download of {url} was cut off: {exc}. The partial file {part} is "
+                        f"kept: run again to resume") from None
+                log.warning("download of %s was cut off (%s); resuming (attempt %d of %d)",
+                            url, exc, attempt + 1, RETRIES)
+                time.sleep(RETRY_DELAY_S * attempt)
+        problem = _problem(part, expected)
+        if problem:
+            part.unlink(missing_ok=True)
+            raise SourceError(
+                f"{url}: {problem}. The bad file {part} was removed: run again to download it "
+                f"afresh; if this repeats, the server (or a proxy) serves a different file: get "
+                f"{name} elsewhere and point {_where(param)} at the local copy")
+        os.replace(part, final)
+        log.info("downloaded %s", final)
+        return final
+
+
+def _content_range_start(value: str | None) -> tuple[int, int | None] | None:
+    """(start, total) of a `Content-Range: bytes start-end/total` header."""
+    m = re.fullmatch(r"\s*bytes\s+(\d+)-\d+/(\d+|\*)\s*", value or "")
+    if not m:
+        return None
+    return int(m.group(1)), (None if m.group(2) == "*" else int(m.group(2)))
+
+
+def _fetch_part(url: str, part: Path, final: Path, expected: Expected | None,
+                param: str | None) -> None:
+    """Bring `part` up to the full body of `url` (raises _Interrupted if cut off)."""
+    known_size = expected.size if expected else None
+    for _ in range(2):  # a second pass only after discarding an unusable .part
+        have = part.stat().st_size if part.is_file() else 0
+        if known_size is not None and have >= known_size:
+            if have == known_size:
+                return  # complete already (verified by the caller)
+            part.unlink()
+            have = 0
+        headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+        if have:
+            headers["Range"] = f"bytes={have}-"
+        try:
+            resp = urllib.request.urlopen(urllib.request.Request(url, headers=headers),
+                                          timeout=TIMEOUT_S)
+        except urllib.error.HTTPError as exc:
+            if exc.code == 416 and have:  # the .part is no prefix of this file
+                log.warning("server refused to resume %s; starting again", url)
+                part.unlink()
+                continue
+            hint = (f": check the URL ({_where(param)} in params.yaml)" if exc.code == 404
+                    else "")
+            raise SourceError(f"downloading {url} failed: HTTP {exc.code} {exc.reason}{hint}") from None
+        except urllib.error.URLError as exc:
+            reason = exc.reason
+            host = urllib.parse.urlsplit(url).netloc
+            kept = f" The partial file {part} ({have:,} bytes) is kept for resuming." if have else ""
+            raise SourceError(
+                f"cannot reach {host} ({reason}): download {url} on a machine with internet "
+                f"and place it at {final}, or point {_where(param)} at a local copy.{kept}"
+            ) from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise _Interrupted(f"no response ({exc!r})") from None
+        with resp:
+            if resp.status == 206:
+                rng = _content_range_start(resp.headers.get("Content-Range"))
+                if rng is None or rng[0] != have:
+                    log.warning("server answered a resume of %s with the wrong range; "
+                                "starting again", url)
+                    part.unlink()
+                    continue
+                total = rng[1]
+                mode = "ab"
+            else:
+                if have:
+                    log.info("server ignored the Range request for %s; starting again", url)
+                have = 0
+                length = resp.headers.get("Content-Length")
+                total = int(length) if length and length.isdigit() else None
+                mode = "wb"
+            if known_size is not None and total is not None and total != known_size:
+                part.unlink(missing_ok=True)
+                raise SourceError(
+                    f"{url} serves {total:,} bytes but {final.name} is {known_size:,} bytes: "
+                    f"the URL points at a different file ({_where(param)} in params.yaml)")
+            _stream(resp, part, mode, have, total or known_size, final.name)
+        got = part.stat().st_size
+        if total is not None and got < total:
+            raise _Interrupted(f"the connection closed after {got:,} of {total:,} bytes")
+        if known_size is not None and got < known_size:
+            raise _Interrupted(f"the server stopped after {got:,} of {known_size:,} bytes")
+        return
+    raise _Interrupted("the server could not resume the partial file")  # pragma: no cover
+
+
+def _stream(resp: http.client.HTTPResponse, part: Path, mode: str, have: int,
+            total: int | None, label: str) -> None:
+    with open(part, mode) as fh, tqdm(total=total, initial=have, unit="B", unit_scale=True,
+                                       unit_divisor=1024, desc=label, mininterval=0.5) as bar:
+        while True:
+            try:
+                chunk = resp.read(CHUNK_BYTES)
+            except (OSError, http.client.HTTPException) as exc:
+                fh.flush()
+                raise _Interrupted(f"reading failed after {fh.tell():,} bytes ({exc!r})") from None
+            if not chunk:
+                return
+            fh.write(chunk)
+            bar.update(len(chunk))
+
+
+def _download_param(real: RealParams, field: str) -> Path:
+    url = getattr(real, field)
+    return download(url, cache_dir_of(real), expected_for(url), param=field)
+
+
+# --------------------------------------------------------------------------- extraction
+
+def _require_empty_dir(out_dir: Path) -> None:
+    if not out_dir.is_dir():
+        raise SourceError(f"{out_dir}: output directory does not exist")
+    if any(out_dir.iterdir()):
+        raise SourceError(f"{out_dir}: output directory must be empty")
+
+
+@contextlib.contextmanager
+def _emptied_on_error(out_dir: Path) -> Iterator[None]:
+    """On any failure remove what was extracted, so no half-tree can pass for a result."""
+    try:
+        yield
+    except BaseException:
+        for child in out_dir.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+        raise
+
+
+def _corrupt(archive: Path | str, exc: BaseException) -> SourceError:
+    return SourceError(f"{archive} is corrupt or truncated ({exc}); delete it and run again "
+                       f"to download it afresh")
+
+
+def _copy_stream(src, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(dest, "wb") as dst:
+        shutil.copyfileobj(src, dst, CHUNK_BYTES)
+
+
+@contextlib.contextmanager
+def _reading_zip(path: Path) -> Iterator[zipfile.ZipFile]:
+    """Open a zip; a damaged one (also found while reading members) is a SourceError."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            yield zf
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+        raise _corrupt(path, exc) from None
+
+
+def extract_stanford40(images_zip: Path, splits_zip: Path, out_dir: Path) -> None:
+    """JPEGImages of the 12 classes and ImageSplits/{train,test}.txt into `out_dir`."""
+    wanted = set(STANFORD40_CLASSES)
+    counts = dict.fromkeys(STANFORD40_CLASSES, 0)
+    with _reading_zip(splits_zip) as zf:
+        lists = {PurePosixPath(i.filename).name: i for i in zf.infolist()
+                 if PurePosixPath(i.filename).parent.name == "ImageSplits"}
+        for name in ("train.txt", "test.txt"):
+            if name not in lists:
+                raise SourceError(f"{splits_zip} has no ImageSplits/{name}: "
+                                  f"is it Stanford40_ImageSplits.zip?")
+            with zf.open(lists[name]) as src:
+                _copy_stream(src, out_dir / "ImageSplits" / name)
+    with _reading_zip(images_zip) as zf:
+        for info in zf.infolist():
+            member = PurePosixPath(info.filename)
+            if info.is_dir() or member.parent.name != "JPEGImages":
+                continue
+            m = _STANFORD40_IMAGE.fullmatch(member.name)
+            if not m or m.group("cls") not in wanted:
+                continue
+            with zf.open(info) as src:
+                _copy_stream(src, out_dir / "JPEGImages" / member.name)
+            counts[m.group("cls")] += 1
+    missing = [c for c, n in counts.items() if n == 0]
+    if missing:
+        raise SourceError(f"{images_zip} has no images of {', '.join(missing)} "
+                          f"(expected JPEGImages/<class>_<NNN>.jpg): is it Stanford40_JPEGImages.zip?")
+    for name in ("train.txt", "test.txt"):
+        if (out_dir / "ImageSplits" / name).stat().st_size == 0:
+            raise SourceError(f"{splits_zip}: ImageSplits/{name} is empty")
+    log.info("Stanford40: %d images of %d classes", sum(counts.values()), len(counts))
+
+
+@contextlib.contextmanager
+def _open_rar(path: Path, label: str | None = None) -> Iterator[rarfile.RarFile]:
+    label = label or str(path)
+    try:
+        rf = rarfile.RarFile(path, errors="strict")
+    except rarfile.Error as exc:
+        raise _corrupt(label, exc) from None
+    with rf:
+        # rarfile ends the listing quietly at EOF; a member whose data runs past the end of
+        # the file means the archive was cut short.
+        size = Path(path).stat().st_size
+        end = max((getattr(i, "data_offset", 0) + i.compress_size for i in rf.infolist()),
+                  default=0)
+        if end > size:
+            raise _corrupt(label, f"the file has {size:,} bytes, its members need {end:,}")
+        yield rf
+
+
+def _needs_tool(info: rarfile.RarInfo) -> bool:
+    """rarfile reads only stored, unencrypted entries without an external tool."""
+    return (info.compress_type != rarfile.RAR_M0 or info.needs_password()
+            or getattr(info, "file_redir", None) is not None)
+
+
+def require_rar_tool(archive: Path | str, infos: Iterable[rarfile.RarInfo]) -> None:
+    """Fail before extracting anything when `infos` need a tool and none works.
+
+    Only unrar and unar are accepted: bsdtar cannot read solid RARs, and 7z reads RAR only
+    with an optional codec; `rarfile` then uses the tool found here for every entry.
+    """
+    if not any(_needs_tool(i) for i in infos):
+        return
+    try:
+        rarfile.tool_setup(unrar=True, unar=True, bsdtar=False, sevenzip=False,
+                           sevenzip2=False, force=True)
+    except rarfile.RarCannotExec:
+        raise SourceError(f"extracting {Path(str(archive)).name} needs unar or unrar: "
+                          f"{RAR_TOOLS_HINT}") from None
+
+
+def _rar_member(rf: rarfile.RarFile, archive: Path | str, info: rarfile.RarInfo,
+                dest: Path) -> None:
+    try:
+        with rf.open(info) as src:
+            _copy_stream(src, dest)
+    except rarfile.RarCannotExec:
+        raise SourceError(f"extracting {Path(str(archive)).name} needs unar or unrar: "
+                          f"{RAR_TOOLS_HINT}") from None
+    except rarfile.Error as exc:
+        raise _corrupt(f"{archive} (member {info.filename})", exc) from None
+
+
+def _by_name(rf: rarfile.RarFile) -> dict[str, rarfile.RarInfo]:
+    return {PurePosixPath(i.filename).name: i for i in rf.infolist() if not i.is_dir()}
+
+
+def extract_hmdb51(videos_rar: Path, splits_rar: Path, out_dir: Path) -> None:
+    """`<class>/*.avi` and the 36 split files of the 12 classes into `out_dir`."""
+    split_names = [f"{c}_test_split{k}.txt" for c in HMDB51_CLASSES for k in HMDB51_SPLITS]
+    with _open_rar(videos_rar) as outer, _open_rar(splits_rar) as splits:
+        outer_members, split_members = _by_name(outer), _by_name(splits)
+        missing = [f"{c}.rar" for c in HMDB51_CLASSES if f"{c}.rar" not in outer_members]
+        if missing:
+            raise SourceError(f"{videos_rar} lacks {', '.join(missing)}: is it hmdb51_org.rar "
+                              f"(a RAR of per-class RARs)? If it was cut short, delete it and "
+                              f"run again")
+        missing = [n for n in split_names if n not in split_members]
+        if missing:
+            raise SourceError(f"{splits_rar} lacks {', '.join(missing[:4])}"
+                              f"{' ...' if len(missing) > 4 else ''}: is it test_train_splits.rar?")
+        inner = [outer_members[f"{c}.rar"] for c in HMDB51_CLASSES]
+        require_rar_tool(videos_rar, inner)
+        require_rar_tool(splits_rar, [split_members[n] for n in split_names])
+
+        for name in split_names:
+            _rar_member(splits, splits_rar, split_members[name],
+                        out_dir / HMDB51_SPLITS_DIR / name)
+        scratch = out_dir / ".inner-rar"
+        scratch.mkdir()
+        try:
+            for cls, info in zip(HMDB51_CLASSES, inner):
+                inner_path = scratch / f"{cls}.rar"
+                _rar_member(outer, videos_rar, info, inner_path)
+                label = f"{videos_rar} (member {info.filename})"
+                with _open_rar(inner_path, label) as rf:
+                    videos = [i for i in rf.infolist()
+                              if not i.is_dir() and i.filename.lower().endswith(".avi")]
+                    if not videos:
+                        raise SourceError(f"{label} holds no .avi videos")
+                    require_rar_tool(videos_rar, videos)
+                    for v in videos:
+                        _rar_member(rf, label, v, out_dir / cls / PurePosixPath(v.filename).name)
+                inner_path.unlink()
+                log.info("HMDB51 %s: %d videos", cls, len(videos))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    _check_hmdb51(out_dir, splits_rar)
+
+
+def _check_hmdb51(out_dir: Path, splits_rar: Path) -> None:
+    for cls in HMDB51_CLASSES:
+        videos = {p.name for p in (out_dir / cls).glob("*.avi") if p.stat().st_size > 0}
+        if not videos:
+            raise SourceError(f"HMDB51 class {cls} has no non-empty videos after extraction")
+        for k in HMDB51_SPLITS:
+            path = out_dir / HMDB51_SPLITS_DIR / f"{cls}_test_split{k}.txt"
+            listed = {line.split()[0] for line in path.read_text(errors="replace").splitlines()
+                      if line.strip()}
+            if not listed:
+                raise SourceError(f"{splits_rar}: {path.name} is empty")
+            absent = sorted(listed - videos)
+            if absent:  # the split stage decides; this only makes a mismatch visible early
+                log.warning("%s lists %d video(s) not in the archive, e.g. %s",
+                            path.name, len(absent), absent[0])
+
+
+# --------------------------------------------------------------------------- the two datasets
+
+def fetch_stanford40(out_dir: Path, real: RealParams) -> None:
+    """Download (or reuse) the Stanford40 zips and extract the 12 classes into `out_dir`.
+
+    `out_dir` must exist and be empty; on failure it is emptied again.
+    """
+    out_dir = Path(out_dir)
+    _require_empty_dir(out_dir)
+    images = _download_param(real, "stanford40_images_url")
+    splits = _download_param(real, "stanford40_splits_url")
+    with _emptied_on_error(out_dir):
+        extract_stanford40(images, splits, out_dir)
+
+
+def fetch_hmdb51(out_dir: Path, real: RealParams) -> None:
+    """Download (or reuse) the HMDB51 RARs and extract the 12 classes into `out_dir`.
+
+    `out_dir` must exist and be empty; on failure it is emptied again.
+    """
+    out_dir = Path(out_dir)
+    _require_empty_dir(out_dir)
+    videos = _download_param(real, "hmdb51_videos_url")
+    splits = _download_param(real, "hmdb51_splits_url")
+    with _emptied_on_error(out_dir):
+        extract_hmdb51(videos, splits, out_dir)
