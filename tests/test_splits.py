@@ -125,3 +125,10 @@ def test_hmdb51_malformed_line(tmp_path):
     path.write_text("good.avi 1\nbad.avi 7\n")
     with pytest.raises(splits.SplitListError, match=r"drink_test_split1.txt:2: expected"):
         splits.hmdb51_items(tmp_path, 1)
+
+
+def test_too_small_for_stratification_names_the_param(tmp_path):
+    write_hmdb51(tmp_path, [1] * 5 + [2] * 3)
+    items = splits.hmdb51_items(tmp_path, 1)
+    with pytest.raises(splits.SplitListError, match=r"split.val_fraction: 0.1 of 60 items gives 6 held out"):
+        splits.split_hmdb51(items, val_fraction=0.1, random_state=0)

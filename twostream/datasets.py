@@ -20,7 +20,7 @@ from twostream.transforms import flow_stack, frame_transform
 
 def _chw(array: np.ndarray) -> torch.Tensor:
     """HWC (or NHWC) uint8 from a memmap -> an owned CHW (NCHW) tensor."""
-    return torch.from_numpy(np.ascontiguousarray(array)).movedim(-1, -3)
+    return torch.from_numpy(np.array(array)).movedim(-1, -3)
 
 
 @dataclass(frozen=True)

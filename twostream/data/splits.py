@@ -69,12 +69,21 @@ def oversample(frame: pd.DataFrame, random_state: int) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+def _stratified(frame: pd.DataFrame, fraction: float, random_state: int, key: str):
+    """train_test_split, stratified by label, with an error naming the param when it cannot stratify."""
+    classes = frame["label"].nunique()
+    held_out = int(np.ceil(fraction * len(frame)))
+    if held_out < classes or len(frame) - held_out < classes:
+        raise SplitListError(f"{key}: {fraction} of {len(frame)} items gives {held_out} held out; a stratified "
+                             f"split of {classes} classes needs at least {classes} on each side "
+                             f"(use more data or another fraction)")
+    return train_test_split(frame, test_size=fraction, stratify=frame["label"], random_state=random_state)
+
+
 def split_stanford40(items: pd.DataFrame, test_fraction: float, val_fraction: float,
                      random_state: int, balance: bool) -> dict[str, pd.DataFrame]:
-    rest, test = train_test_split(items, test_size=test_fraction, stratify=items["label"],
-                                  random_state=random_state)
-    train, val = train_test_split(rest, test_size=val_fraction, stratify=rest["label"],
-                                  random_state=random_state)
+    rest, test = _stratified(items, test_fraction, random_state, "split.test_fraction")
+    train, val = _stratified(rest, val_fraction, random_state, "split.val_fraction")
     splits = {"train": train, "val": val, "test": test}
     if balance:
         splits["train"] = oversample(train, random_state)
@@ -109,8 +118,7 @@ def split_hmdb51(items: pd.DataFrame, val_fraction: float, random_state: int) ->
     for name, part in (("train (tag 1)", train_all), ("test (tag 2)", test)):
         if part.empty:
             raise SplitListError(f"HMDB51 split lists have no {name} videos")
-    train, val = train_test_split(train_all, test_size=val_fraction, stratify=train_all["label"],
-                                  random_state=random_state)
+    train, val = _stratified(train_all, val_fraction, random_state, "split.val_fraction")
     splits = {"train": train.sort_values(["label", "path"]), "val": val.sort_values(["label", "path"]),
               "test": test}
     return {k: v.reset_index(drop=True)[list(COLUMNS)] for k, v in splits.items()}
