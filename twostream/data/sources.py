@@ -359,8 +359,8 @@ def _emptied_on_error(out_dir: Path) -> Iterator[None]:
 
 
 def _corrupt(archive: Path | str, exc: BaseException) -> SourceError:
-    return SourceError(f"{archive} is corrupt or truncated ({exc}); delete it and run again "
-                       f"to download it afresh")
+    return SourceError(f"{archive} is corrupt or truncated ({exc}): delete it (a download) or "
+                       f"replace it (a local copy) and run again")
 
 
 def _copy_stream(src, dest: Path) -> None:
