@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Stage commands call `python`: make it the virtualenv's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install repro test bench clean
+.PHONY: install repro test full bench clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "twostream needs Python >= 3.10, got " + sys.version' 
@@ -23,6 +23,14 @@ repro: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The seed's full setting (real data, ImageNet weights, RAFT-large, 224 px): params-full.yaml
+# applied as a DVC experiment. Needs internet, a GPU, ~3 GB of disk for downloads and unar.
+full: $(STAMP)
+	@command -v unar >/dev/null 2>&1 || command -v unrar >/dev/null 2>&1 || { \
+	  echo "error: the HMDB51 archives are RAR: install unar (Debian/Ubuntu: sudo apt-get install unar;" \
+	       "macOS: brew install unar) or unrar, then run make full again" >&2; exit 1; }
+	eval "$(BIN)/dvc exp run $$($(BIN)/python -m twostream.params params-full.yaml)"
 
 clean:
 	rm -rf $(VENV) data models

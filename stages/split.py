@@ -8,10 +8,15 @@ from twostream.io import atomic_dir
 
 def main(args, params):
     raw, s = Path(args.raw), params.split
-    stanford = splits.split_stanford40(splits.stanford40_items(raw / "stanford40"), s.test_fraction,
-                                       s.val_fraction, params.seed, s.oversample)
-    hmdb = splits.split_hmdb51(splits.hmdb51_items(raw / "hmdb51", s.hmdb51_split), s.val_fraction,
-                               params.seed)
+    if s.lists == "seed":
+        log.info("using the seed authors' exact split lists")
+        stanford = splits.seed_stanford40(raw / "stanford40", s.oversample)
+        hmdb = splits.seed_hmdb51(raw / "hmdb51")
+    else:
+        stanford = splits.split_stanford40(splits.stanford40_items(raw / "stanford40"), s.test_fraction,
+                                           s.val_fraction, params.seed, s.oversample)
+        hmdb = splits.split_hmdb51(splits.hmdb51_items(raw / "hmdb51", s.hmdb51_split), s.val_fraction,
+                                   params.seed)
     with atomic_dir(args.out) as tmp:
         for dataset, parts in (("stanford40", stanford), ("hmdb51", hmdb)):
             for name, frame in parts.items():

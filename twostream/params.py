@@ -6,7 +6,9 @@ and every value is checked. Errors name the file and the dotted key.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
+import json
 import types
 import typing
 from dataclasses import dataclass
@@ -312,3 +314,50 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 def as_dict(params: Any) -> dict[str, Any]:
     """Plain-dict view (for saving alongside models)."""
     return dataclasses.asdict(params)
+
+
+def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any], source: str = "overrides") -> dict[str, Any]:
+    """A copy of `raw` with dotted keys (`train.batch_size: 64`) replaced; unknown keys are an error."""
+    merged = copy.deepcopy(raw)
+    for dotted, value in overrides.items():
+        node = merged
+        *parents, last = str(dotted).split(".")
+        for key in parents:
+            if not isinstance(node, dict) or key not in node:
+                raise ParamsError(f"{source}: {dotted}: no such key in params.yaml")
+            node = node[key]
+        if not isinstance(node, dict) or last not in node:
+            raise ParamsError(f"{source}: {dotted}: no such key in params.yaml")
+        node[last] = value
+    return merged
+
+
+def read_overrides(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: overrides file not found")
+    overrides = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(overrides, dict):
+        raise ParamsError(f"{path}: expected a mapping of dotted keys to values")
+    return overrides
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m twostream.params OVERRIDES`: validate the overrides against params.yaml and print
+    them as `-S key=value` arguments for `dvc exp run`."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        raise SystemExit("usage: python -m twostream.params OVERRIDES.yaml")
+    try:
+        base = yaml.safe_load(Path("params.yaml").read_text())
+        overrides = read_overrides(args[0])
+        parse_params(apply_overrides(base, overrides, args[0]))
+    except ParamsError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    print(" ".join(f"-S '{key}={json.dumps(value)}'" for key, value in overrides.items()))
+
+
+if __name__ == "__main__":
+    main()

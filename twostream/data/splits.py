@@ -122,3 +122,46 @@ def split_hmdb51(items: pd.DataFrame, val_fraction: float, random_state: int) ->
     splits = {"train": train.sort_values(["label", "path"]), "val": val.sort_values(["label", "path"]),
               "test": test}
     return {k: v.reset_index(drop=True)[list(COLUMNS)] for k, v in splits.items()}
+
+
+SEED_LISTS = Path(__file__).parent / "seed_splits"
+
+
+def _seed_list(dataset: str, name: str) -> list[str]:
+    return _read_lines(SEED_LISTS / dataset / name)
+
+
+def _check_present(frame: pd.DataFrame, root: Path) -> pd.DataFrame:
+    missing = [p for p in frame["path"].unique() if not (root / p).is_file()]
+    if missing:
+        raise SplitListError(
+            f"split.lists: seed names {len(missing)} file(s) missing from {root}, e.g. {missing[0]}: the "
+            f"authors' lists need the real datasets (data.source: real); use split.lists: generated otherwise")
+    return frame
+
+
+def seed_stanford40(root: Path, balance: bool) -> dict[str, pd.DataFrame]:
+    """The authors' exact Stanford40 lists (train/val oversampled by them when `balance`)."""
+    names = {"train": "train_files_osamp.txt" if balance else "train_files.txt",
+             "val": "val_files_osamp.txt" if balance else "val_files.txt", "test": "test_files.txt"}
+    out = {}
+    for split, list_name in names.items():
+        files = _seed_list("Stanford40", list_name)
+        classes = [stanford40_class_of(f) for f in files]
+        frame = pd.DataFrame({"path": [f"JPEGImages/{f}" for f in files],
+                              "label": [label_of(c) for c in classes], "class": classes})
+        out[split] = _check_present(frame, root)
+    return out
+
+
+def seed_hmdb51(root: Path) -> dict[str, pd.DataFrame]:
+    """The authors' exact HMDB51 split-1 lists (756 / 84 / 360 clips)."""
+    out = {}
+    for split in SPLITS:
+        files, classes = _seed_list("HMDB51", f"{split}_files.txt"), _seed_list("HMDB51", f"{split}_labels.txt")
+        if len(files) != len(classes):
+            raise SplitListError(f"{SEED_LISTS / 'HMDB51'}: {split}_files.txt and {split}_labels.txt differ in length")
+        frame = pd.DataFrame({"path": [f"{c}/{f}" for f, c in zip(files, classes)],
+                              "label": [label_of(c) for c in classes], "class": classes})
+        out[split] = _check_present(frame, root)
+    return out

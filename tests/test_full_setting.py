@@ -1,0 +1,94 @@
+"""The full setting (params-full.yaml over params.yaml) holds every number of the seed report."""
+import pandas as pd
+import pytest
+import yaml
+
+from twostream.data import splits
+from twostream.params import ParamsError, apply_overrides, main, parse_params, read_overrides
+
+# The seed's numbers (ARCHITECTURE section 5), by dotted key.
+SEED = {
+    "data.source": "real", "split.lists": "seed", "split.test_fraction": 0.1, "split.val_fraction": 0.1,
+    "split.oversample": True, "split.hmdb51_split": 1, "seed": 0,
+    "image.size": 224, "frames.position": "middle",
+    "flow.method": "raft_large", "flow.pretrained": True, "flow.raft_updates": 12,
+    "model.pretrained": "imagenet",
+    "train.batch_size": 32, "train.weight_decay": 0.0, "train.schedule": "step",
+    "train.cyclic.base_lr": 1e-5, "train.cyclic.step_size_up": 5, "train.cyclic.step_size_down": 5,
+    "train.cyclic.decay": 0.5,
+    "augment.color_jitter": [0.4, 0.4, 0.4, 0.3], "augment.grayscale_p": 0.1, "augment.autocontrast_p": 0.1,
+    "augment.sharpness_factor": 2.0, "augment.sharpness_p": 0.1, "augment.hflip_p": 0.25,
+    "augment.perspective_distortion": 0.3, "augment.perspective_p": 0.1, "augment.rotation_degrees": 15.0,
+    "train_spatial.epochs": 21, "train_spatial.step_size": 5, "train_spatial.gamma": 0.5,
+    "train_spatial.lr": 1e-4, "train_spatial.augment": True,
+    "finetune.epochs": 11, "finetune.step_size": 5, "finetune.gamma": 0.5, "finetune.lr": 1e-4,
+    "finetune.augment": True,
+    "train_flow.epochs": 21, "train_flow.step_size": 5, "train_flow.gamma": 0.5, "train_flow.lr": 1e-4,
+    "train_flow.augment": False,
+    "train_fusion.epochs": 6, "train_fusion.step_size": 2, "train_fusion.gamma": 0.3, "train_fusion.lr": 1e-4,
+}
+
+
+@pytest.fixture(scope="module")
+def full():
+    base = yaml.safe_load(open("params.yaml"))
+    return parse_params(apply_overrides(base, read_overrides("params-full.yaml")))
+
+
+@pytest.mark.parametrize("dotted, value", SEED.items(), ids=list(SEED))
+def test_full_setting_matches_the_seed(full, dotted, value):
+    node = full
+    for key in dotted.split("."):
+        node = getattr(node, key)
+    assert node == pytest.approx(value) if isinstance(value, float) else node == value
+
+
+def test_overrides_print_dvc_set_params(capsys):
+    main(["params-full.yaml"])
+    out = capsys.readouterr().out
+    assert "-S 'image.size=224'" in out and "-S 'flow.method=\"raft_large\"'" in out
+
+
+def test_unknown_override_key_is_an_error(tmp_path):
+    path = tmp_path / "o.yaml"
+    path.write_text("flow.metod: dis\n")
+    base = yaml.safe_load(open("params.yaml"))
+    with pytest.raises(ParamsError, match=r"o.yaml: flow.metod: no such key"):
+        apply_overrides(base, read_overrides(path), str(path))
+
+
+def touch_all(root, paths):
+    for p in paths:
+        (root / p).parent.mkdir(parents=True, exist_ok=True)
+        (root / p).touch()
+
+
+def test_seed_lists_reproduce_the_authors_counts(tmp_path):
+    names = set()
+    for list_name in ("train_files.txt", "val_files.txt", "test_files.txt"):
+        names |= set((splits.SEED_LISTS / "Stanford40" / list_name).read_text().split())
+    touch_all(tmp_path / "s40", [f"JPEGImages/{n}" for n in names])
+    parts = splits.seed_stanford40(tmp_path / "s40", balance=True)
+    assert [len(parts[k]) for k in ("train", "val", "test")] == [2868, 324, 304]
+    assert (parts["train"]["label"].value_counts() == 239).all()
+    assert (parts["val"]["label"].value_counts() == 27).all()
+    unique = {k: set(v["path"]) for k, v in parts.items()}
+    assert not (unique["train"] & unique["val"]) and not (unique["train"] & unique["test"])
+    plain = splits.seed_stanford40(tmp_path / "s40", balance=False)
+    assert [len(plain[k]) for k in ("train", "val", "test")] == [2459, 274, 304]
+
+    hmdb_paths = []
+    for split in ("train", "val", "test"):
+        files = (splits.SEED_LISTS / "HMDB51" / f"{split}_files.txt").read_text().splitlines()
+        labels = (splits.SEED_LISTS / "HMDB51" / f"{split}_labels.txt").read_text().splitlines()
+        hmdb_paths += [f"{c}/{f}" for f, c in zip(files, labels) if f]
+    touch_all(tmp_path / "hmdb", hmdb_paths)
+    hparts = splits.seed_hmdb51(tmp_path / "hmdb")
+    assert [len(hparts[k]) for k in ("train", "val", "test")] == [756, 84, 360]
+    assert (hparts["test"]["label"].value_counts() == 30).all()
+    assert isinstance(hparts["train"], pd.DataFrame) and list(hparts["train"].columns) == ["path", "label", "class"]
+
+
+def test_seed_lists_on_synthetic_data_fail_clearly(tmp_path):
+    with pytest.raises(splits.SplitListError, match=r"split.lists: seed names 756 file\(s\) missing"):
+        splits.seed_hmdb51(tmp_path)
