@@ -183,11 +183,12 @@ def test_raft_batches_span_videos():
     size = RAFT_MIN_SIZE
     big = texture(192, seed=5)
     frames = np.stack([video(big, size, [1] * 8), video(big, size, [2] * 8, vertical=True)])
-    torch.manual_seed(0)
+    pairs = np.stack([frames[:, :-1], frames[:, 1:]], axis=2).reshape(-1, 2, size, size, 3)
+    torch.manual_seed(0)  # the same random weights for both
     with FlowEstimator(params("raft_small", batch_size=3)) as estimate:
-        pairs = np.stack([frames[:, :-1], frames[:, 1:]], axis=2).reshape(-1, 2, size, size, 3)
         small_batches = estimate(pairs)
-        estimate.params = params("raft_small", batch_size=16)
+    torch.manual_seed(0)
+    with FlowEstimator(params("raft_small", batch_size=16)) as estimate:
         one_batch = estimate(pairs)
     assert small_batches.shape == (16, 2, size, size)
     np.testing.assert_allclose(small_batches, one_batch, atol=1e-3)
@@ -230,12 +231,12 @@ def test_bad_out(out):
 
 def test_cuda_without_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(RuntimeError, match="CUDA is not available"):
-        resolve_device("cuda")
+    with pytest.raises(RuntimeError, match="train.device is 'cuda' but CUDA is not available"):
+        resolve_device("cuda", key="train.device")
     assert resolve_device("auto") == torch.device("cpu")
     assert resolve_device("cpu") == torch.device("cpu")
     frames = np.zeros((1, 9, RAFT_MIN_SIZE, RAFT_MIN_SIZE, 3), np.uint8)
-    with pytest.raises(RuntimeError, match="flow.device"):
+    with pytest.raises(RuntimeError, match="flow.device is 'cuda' but CUDA is not available"):
         flow_images(frames, params("raft_small", device="cuda"), progress=False)
 
 

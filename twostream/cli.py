@@ -20,10 +20,11 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     from twostream.data.images import ImageError
     from twostream.data.splits import SplitListError
     from twostream.data.video import VideoError
+    from twostream.device import DeviceUnavailable
     from twostream.weights import WeightsUnavailable
 
     errors: list[type[BaseException]] = [ParamsError, SplitListError, ImageError, VideoError,
-                                         WeightsUnavailable, FileNotFoundError]
+                                         WeightsUnavailable, DeviceUnavailable, FileNotFoundError]
     try:
         from twostream.data.sources import SourceError
         errors.append(SourceError)

@@ -28,6 +28,7 @@ import torch
 from torchvision.utils import flow_to_image
 from tqdm import tqdm
 
+from twostream.device import resolve_device
 from twostream.params import FLOW_METHODS, FlowParams
 from twostream.weights import load_pretrained
 
@@ -46,22 +47,6 @@ OPENCV_CHUNK_VIDEOS = 16
 # 3 iterations per level, polynomial expansion over 5 px neighbourhoods with sigma 1.2.
 FARNEBACK = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2,
                  flags=0)
-
-
-def resolve_device(device: str) -> torch.device:
-    """`auto` -> CUDA when available, else CPU; `cuda` without CUDA is an error, not a fallback."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError(
-                "flow.device is 'cuda' but CUDA is not available on this machine "
-                "(torch.cuda.is_available() is False); set flow.device to 'auto' or 'cpu' "
-                "in params.yaml")
-        return torch.device("cuda")
-    if device == "cpu":
-        return torch.device("cpu")
-    raise ValueError(f"unknown device {device!r}; one of auto, cpu, cuda")
 
 
 def check_frames(frames: np.ndarray) -> None:
@@ -103,7 +88,7 @@ class FlowEstimator:
         self._pool: ThreadPoolExecutor | None = None
         self._model: torch.nn.Module | None = None
         if self.method in RAFT_METHODS:
-            self.device = resolve_device(params.device)
+            self.device = resolve_device(params.device, key="flow.device")
             self._model = _load_raft(self.method, params.pretrained).to(self.device).eval()
         else:
             if params.device == "cuda":

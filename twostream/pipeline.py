@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from twostream.classes import NUM_CLASSES
-from twostream.flow import resolve_device
+from twostream.device import resolve_device
 from twostream.models import TwoStream, count_parameters, spatial_model, temporal_model
 from twostream.params import Params, as_dict
 from twostream.evaluate import metrics_record
@@ -63,7 +63,7 @@ def model_meta(kind: str, model: nn.Module, dataset: str, classes: tuple[str, ..
 def run_training(stage: str, model: nn.Module, train_set: Dataset, val_set: Dataset, params: Params,
                  out: Path, live_dir: Path | None, meta: dict[str, Any]) -> FitResult:
     """Train `model` with the stage's params, log curves to `live_dir` (if given), save the best epoch to `out`."""
-    device = resolve_device(params.train.device)
+    device = resolve_device(params.train.device, key="train.device")
     train_loader = make_loader(train_set, params.train, shuffle=True, seed=params.seed, device=device)
     val_loader = make_loader(val_set, params.train, shuffle=False, seed=params.seed, device=device)
     log.info("%s: %d parameters, %d train / %d val samples, device %s", stage, meta["num_params"],
@@ -87,7 +87,7 @@ def run_training(stage: str, model: nn.Module, train_set: Dataset, val_set: Data
 def evaluate_on_test(model: nn.Module, checkpoint: dict[str, Any], test_set: Dataset,
                      params: Params) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """Metrics record (ARCHITECTURE schema) of a trained model on its test set, with logits and labels."""
-    device = resolve_device(params.train.device)
+    device = resolve_device(params.train.device, key="train.device")
     loader = make_loader(test_set, params.train, shuffle=False, seed=params.seed, device=device)
     logits, labels = predict(model.to(device), loader, device, params.train.amp, desc="test")
     return metrics_record(checkpoint, logits, labels), logits, labels

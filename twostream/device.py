@@ -1,0 +1,27 @@
+"""Which torch device a stage runs on (params `flow.device`, `train.device`)."""
+from __future__ import annotations
+
+import torch
+
+
+class DeviceUnavailable(RuntimeError):
+    """The params ask for a device this machine does not have."""
+
+
+def resolve_device(device: str, key: str = "device") -> torch.device:
+    """`auto` -> CUDA when available, else CPU; `cuda` without CUDA is an error, not a fallback.
+
+    `key` names the params.yaml key the value came from (e.g. flow.device, train.device).
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceUnavailable(
+                f"{key} is 'cuda' but CUDA is not available on this machine "
+                f"(torch.cuda.is_available() is False); set {key} to 'auto' or 'cpu' "
+                f"in params.yaml")
+        return torch.device("cuda")
+    if device == "cpu":
+        return torch.device("cpu")
+    raise ValueError(f"{key}: unknown device {device!r}; one of auto, cpu, cuda")
