@@ -32,5 +32,8 @@ full: $(STAMP)
 	       "macOS: brew install unar) or unrar, then run make full again" >&2; exit 1; }
 	eval "$(BIN)/dvc exp run $$($(BIN)/python -m twostream.params params-full.yaml)"
 
+bench: $(STAMP)
+	$(BIN)/python benchmarks/benchmark.py
+
 clean:
 	rm -rf $(VENV) data models
