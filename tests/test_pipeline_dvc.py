@@ -78,8 +78,26 @@ def dvc(repo, *args):
     return run([sys.executable, "-m", "dvc", *args], dest, env)
 
 
+def find_named(node, name):
+    """The first mapping with "name" == name in `dvc exp show --json` output."""
+    if isinstance(node, dict):
+        if node.get("name") == name and "data" in node:
+            return node
+        node = list(node.values())
+    if isinstance(node, list):
+        for child in node:
+            found = find_named(child, name)
+            if found is not None:
+                return found
+    return None
+
+
 def all_stages(repo):
-    return set(yaml.safe_load((repo[0] / "dvc.yaml").read_text())["stages"])
+    """Stage names as dvc reports them (a foreach stage expands to name@item)."""
+    names = set()
+    for name, stage in yaml.safe_load((repo[0] / "dvc.yaml").read_text())["stages"].items():
+        names |= {f"{name}@{item}" for item in stage["foreach"]} if "foreach" in stage else {name}
+    return names
 
 
 def test_repro_runs_every_stage_then_nothing(repo):
@@ -113,3 +131,36 @@ def test_bad_param_stops_the_stage_with_a_clear_message(repo):
     assert proc.returncode == 1
     assert "error: params.yaml: image.size: must be >= 32 pixels, got 8" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_experiments_and_metrics_diff_across_commits(repo):
+    """`dvc exp run -S` makes an experiment visible in `dvc exp show`; `dvc metrics diff`
+    between two commits reports what changed."""
+    import json
+
+    dest, env = repo
+    set_params(dest / "params.yaml", {"flow.method": "dis"})
+    dvc(repo, "repro")
+    run(["git", "add", "-A"], dest, env)
+    run(["git", "commit", "-qm", "baseline"], dest, env)
+    baseline = json.loads((dest / "metrics" / "hmdb51_twostream.json").read_text())
+    assert set(baseline) == {"params", "best_epoch", "epochs", "train", "val", "test"}
+    assert set(baseline["test"]) == {"accuracy", "loss", "top5", "mean_class_accuracy"}
+
+    dvc(repo, "exp", "run", "-n", "longer", "-S", "train_fusion.epochs=2")
+    proc = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], cwd=dest, env=env,
+                          capture_output=True, text=True, check=True)
+    experiment = find_named(json.loads(proc.stdout), "longer")
+    assert experiment is not None, proc.stdout[:2000]
+    assert experiment["data"]["params"]["params.yaml"]["data"]["train_fusion"]["epochs"] == 2
+    metrics = experiment["data"]["metrics"]["metrics/hmdb51_twostream.json"]["data"]
+    assert metrics["epochs"] == 2
+
+    # a second commit with different params: metrics diff between the commits reports the change
+    run(["git", "add", "-A"], dest, env)
+    run(["git", "commit", "-qm", "two fusion epochs"], dest, env)
+    diff = dvc(repo, "metrics", "diff", "HEAD~1", "HEAD", "--json")
+    changed = json.loads(diff[diff.index("{"):])
+    assert "metrics/hmdb51_twostream.json" in changed
+    assert "epochs" in changed["metrics/hmdb51_twostream.json"]
+    assert changed["metrics/hmdb51_twostream.json"]["epochs"]["diff"] == 1

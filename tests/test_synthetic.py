@@ -146,16 +146,18 @@ def test_split_tags_default_size():
 
 # ----------------------------------------------------------------------------- determinism
 
-def _generate(root: Path, seed: int) -> dict[str, Path]:
+def _generate(root: Path, seed: int, processes: int) -> dict[str, Path]:
     (root / "stanford40").mkdir(parents=True)
     (root / "hmdb51").mkdir()
-    generate_stanford40(root / "stanford40", TINY, seed)
-    generate_hmdb51(root / "hmdb51", TINY, seed)
+    generate_stanford40(root / "stanford40", TINY, seed, processes)
+    generate_hmdb51(root / "hmdb51", TINY, seed, processes)
     return {str(p.relative_to(root)): p for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def test_same_seed_same_data_other_seed_other_data(tmp_path):
-    a, b, c = (_generate(tmp_path / tag, seed) for tag, seed in (("a", 3), ("b", 3), ("c", 4)))
+    """One seed, one dataset (whether written by one process or several); another seed, another."""
+    a, b, c = (_generate(tmp_path / tag, seed, processes)
+               for tag, seed, processes in (("a", 3, 1), ("b", 3, 2), ("c", 4, 1)))
     assert a.keys() == b.keys()  # image and video names, split lists
     for key, path in a.items():
         if key.endswith(".avi"):

@@ -50,7 +50,10 @@ from __future__ import annotations
 
 import colorsys
 import math
-from collections.abc import Callable
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -1036,11 +1039,48 @@ def _check_root(root: Path) -> Path:
     return root
 
 
-def generate_stanford40(root: Path, params: SyntheticParams, seed: int) -> None:
+def _processes(processes: int | None) -> int:
+    if processes is None:
+        processes = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(processes, len(HMDB51_CLASSES)))
+
+
+def _per_class(job: Callable, jobs: Sequence[tuple], processes: int | None) -> list:
+    """Run `job(*args)` for each class; in worker processes when there are several cores.
+
+    Every item has its own seed, so the output does not depend on the number of processes.
+    Workers are spawned (not forked), so a calling script needs the usual
+    `if __name__ == "__main__":` guard, as the stage scripts have.
+    """
+    workers = _processes(processes)
+    if workers == 1:
+        return [job(*args) for args in jobs]
+    context = multiprocessing.get_context("spawn")  # no fork of a parent that may hold threads
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        return list(pool.map(job, *zip(*jobs)))
+
+
+def _stanford40_class(images: Path, ci: int, in_train: np.ndarray, params: SyntheticParams,
+                      seed: int) -> tuple[list[str], list[str]]:
+    name = STANFORD40_CLASSES[ci]
+    train, test = [], []
+    for k, is_train in enumerate(in_train):
+        file = f"{name}_{k + 1:03d}.jpg"
+        seq = np.random.SeedSequence(seed, spawn_key=(_STANFORD40_KEY, 1, ci, k))
+        img = render_still(STANFORD40_TO_HMDB51[name], seq, params)
+        if not cv2.imwrite(str(images / file), img, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
+            raise OSError(f"{images / file}: could not write JPEG")
+        (train if is_train else test).append(file)
+    return train, test
+
+
+def generate_stanford40(root: Path, params: SyntheticParams, seed: int,
+                        processes: int | None = None) -> None:
     """Write JPEGImages/<class>_<NNN>.jpg and ImageSplits/{train,test}.txt into `root`.
 
     Class sizes are unequal (images_per_class times factors spread over [0.7, 1.3]), as in the
-    real dataset, and about half of each class is in the official train list.
+    real dataset, and about half of each class is in the official train list. `processes`:
+    worker processes (None: one per CPU core); the output is the same for any number.
     """
     root = _check_root(root)
     images, splits = root / "JPEGImages", root / "ImageSplits"
@@ -1048,20 +1088,17 @@ def generate_stanford40(root: Path, params: SyntheticParams, seed: int) -> None:
     splits.mkdir()
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_STANFORD40_KEY, 0)))
     factors = rng.permutation(np.linspace(0.7, 1.3, len(STANFORD40_CLASSES)))
-    train, test = [], []
-    for ci, name in enumerate(STANFORD40_CLASSES):
+    jobs = []
+    for ci in range(len(STANFORD40_CLASSES)):
         count = max(2, int(round(params.images_per_class * factors[ci])))
         in_train = np.zeros(count, bool)
         in_train[rng.permutation(count)[:count // 2]] = True
-        for k in range(count):
-            file = f"{name}_{k + 1:03d}.jpg"
-            seq = np.random.SeedSequence(seed, spawn_key=(_STANFORD40_KEY, 1, ci, k))
-            img = render_still(STANFORD40_TO_HMDB51[name], seq, params)
-            if not cv2.imwrite(str(images / file), img, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
-                raise OSError(f"{images / file}: could not write JPEG")
-            (train if in_train[k] else test).append(file)
-    (splits / "train.txt").write_text("".join(f"{f}\n" for f in sorted(train)))
-    (splits / "test.txt").write_text("".join(f"{f}\n" for f in sorted(test)))
+        jobs.append((images, ci, in_train, params, seed))
+    lists = _per_class(_stanford40_class, jobs, processes)
+    train = sorted(f for class_train, _ in lists for f in class_train)
+    test = sorted(f for _, class_test in lists for f in class_test)
+    (splits / "train.txt").write_text("".join(f"{f}\n" for f in train))
+    (splits / "test.txt").write_text("".join(f"{f}\n" for f in test))
 
 
 _TITLE_WORDS = (
@@ -1122,25 +1159,34 @@ def _write_avi(path: Path, frames: np.ndarray) -> None:
         writer.release()
 
 
-def generate_hmdb51(root: Path, params: SyntheticParams, seed: int) -> None:
-    """Write <class>/<video>.avi and testTrainMulti_7030_splits/<class>_test_split{1,2,3}.txt."""
+def _hmdb51_class(root: Path, ci: int, params: SyntheticParams, seed: int) -> None:
+    name = HMDB51_CLASSES[ci]
+    class_dir = root / name
+    class_dir.mkdir()
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_HMDB51_KEY, 0, ci)))
+    titles = _titles(rng, params.videos_per_class)
+    tags = split_tags(params.videos_per_class, rng)
+    files = []
+    for k, (title, number) in enumerate(titles):
+        clip = render_clip(name, np.random.SeedSequence(seed, spawn_key=(_HMDB51_KEY, 1, ci, k)), params)
+        # unique: titles are unique and `number` counts the clips of one title
+        file = f"{title}_{name}_{clip.body}_{clip.camera}_np1_{clip.view}_{clip.quality}_{number}.avi"
+        _write_avi(class_dir / file, clip.frames)
+        files.append(file)
+    order = np.argsort(files)
+    for s in range(3):
+        lines = "".join(f"{files[i]} {tags[s][i]} \n" for i in order)  # the real lists end in a space
+        (root / HMDB51_SPLITS_DIR / f"{name}_test_split{s + 1}.txt").write_text(lines)
+
+
+def generate_hmdb51(root: Path, params: SyntheticParams, seed: int, processes: int | None = None) -> None:
+    """Write <class>/<video>.avi and testTrainMulti_7030_splits/<class>_test_split{1,2,3}.txt.
+
+    `processes`: worker processes (None: one per CPU core); the output is the same for any number.
+    """
     root = _check_root(root)
-    split_dir = root / HMDB51_SPLITS_DIR
-    split_dir.mkdir()
-    for ci, name in enumerate(HMDB51_CLASSES):
-        class_dir = root / name
-        class_dir.mkdir()
-        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_HMDB51_KEY, 0, ci)))
-        titles = _titles(rng, params.videos_per_class)
-        tags = split_tags(params.videos_per_class, rng)
-        files = []
-        for k, (title, number) in enumerate(titles):
-            clip = render_clip(name, np.random.SeedSequence(seed, spawn_key=(_HMDB51_KEY, 1, ci, k)), params)
-            # unique: titles are unique and `number` counts the clips of one title
-            file = f"{title}_{name}_{clip.body}_{clip.camera}_np1_{clip.view}_{clip.quality}_{number}.avi"
-            _write_avi(class_dir / file, clip.frames)
-            files.append(file)
-        order = np.argsort(files)
-        for s in range(3):
-            lines = "".join(f"{files[i]} {tags[s][i]} \n" for i in order)
-            (split_dir / f"{name}_test_split{s + 1}.txt").write_text(lines)
+    if params.videos_per_class < 2:
+        raise ValueError(f"videos_per_class: a class needs >= 2 clips (train and test), "
+                         f"got {params.videos_per_class}")
+    (root / HMDB51_SPLITS_DIR).mkdir()
+    _per_class(_hmdb51_class, [(root, ci, params, seed) for ci in range(len(HMDB51_CLASSES))], processes)
