@@ -30,7 +30,8 @@ full: $(STAMP)
 	@command -v unar >/dev/null 2>&1 || command -v unrar >/dev/null 2>&1 || { \
 	  echo "error: the HMDB51 archives are RAR: install unar (Debian/Ubuntu: sudo apt-get install unar;" \
 	       "macOS: brew install unar) or unrar, then run make full again" >&2; exit 1; }
-	eval "$(BIN)/dvc exp run $$($(BIN)/python -m twostream.params params-full.yaml)"
+	@overrides="$$($(BIN)/python -m twostream.params params-full.yaml)" && \
+	  echo "dvc exp run $$overrides" && eval "$(BIN)/dvc exp run $$overrides"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/benchmark.py

@@ -39,9 +39,16 @@ def frame_position_grid(frames: Path, out: Path) -> None:
 def main(args, params):
     images, frames, flow = Path(args.images), Path(args.frames), Path(args.flow)
     models, metrics, plot_dir = Path(args.models), Path(args.metrics), Path(args.plots)
+    positions = {}  # read every input before writing any output
+    for position in FRAME_POSITIONS:
+        path = metrics / "frame_positions" / f"{position}.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: frame-position result missing; run the position_study stage")
+        positions[position] = json.loads(path.read_text())
+    loaded = {name: load_model(models / f"{name}.pt") for name in RESULT_ROWS}
     records = {}
     for name, (dataset, label) in RESULT_ROWS.items():
-        model, checkpoint = load_model(models / f"{name}.pt")
+        model, checkpoint = loaded[name]
         record, logits, labels = evaluate_on_test(model, checkpoint, test_set(name, checkpoint, images, frames,
                                                                               flow), params)
         records[name] = record
@@ -57,12 +64,6 @@ def main(args, params):
                                      plot_dir / "fusion_weights.png")
         log.info("%s: test accuracy %.3f (best epoch %d/%d)", name, record["test"]["accuracy"],
                  record["best_epoch"], record["epochs"])
-    positions = {}
-    for position in FRAME_POSITIONS:
-        path = metrics / "frame_positions" / f"{position}.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: frame-position result missing; run the position_study stage")
-        positions[position] = json.loads(path.read_text())
     plots.position_study_png({p: {s: r[s]["accuracy"] for s in ("train", "val", "test")}
                               for p, r in positions.items()}, plot_dir / "frame_positions_accuracy.png")
     frame_position_grid(frames, plot_dir / "frame_positions.png")

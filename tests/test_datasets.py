@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 import torch
 
-from twostream.datasets import FlowDataset, FrameDataset, Split, TwoStreamDataset, hmdb51_split
+from twostream.datasets import FlowDataset, FrameDataset, LazyArray, Split, TwoStreamDataset, hmdb51_split
+from twostream.io import InputError
 from twostream.params import load_params
 from twostream.transforms import IMAGENET_MEAN, IMAGENET_STD
 
@@ -69,10 +70,29 @@ def test_augmentation_only_when_asked(tmp_path):
 
 
 def test_length_mismatch_names_the_manifest(tmp_path):
-    with pytest.raises(ValueError, match=r"m.csv: 3 rows but flow array has 2"):
+    with pytest.raises(InputError, match=r"m.csv: 3 rows but flow array has 2"):
         Split({"flow": np.zeros((2, 8, 4, 4, 3), np.uint8)}, np.zeros(3), tmp_path / "m.csv")
 
 
 def test_missing_array_says_what_to_run(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"hmdb51_val.npy: array not found; run `dvc repro`"):
         hmdb51_split(None, tmp_path, "val")
+
+
+def test_frames_and_flow_manifests_must_list_the_same_clips(tmp_path):
+    frames, flow, _, _ = write_hmdb51(tmp_path)
+    other = pd.read_csv(flow / "hmdb51_train.csv")
+    other.loc[0, "path"] = "clap/other.avi"
+    other.to_csv(flow / "hmdb51_train.csv", index=False)
+    with pytest.raises(InputError, match="list different clips"):
+        hmdb51_split(frames, flow, "train")
+
+
+def test_lazy_array_pickles_as_its_path(tmp_path):
+    import pickle
+    np.save(tmp_path / "big.npy", np.arange(100_000, dtype=np.int64))
+    array = LazyArray(tmp_path / "big.npy")
+    assert array[5] == 5 and len(array) == 100_000  # opened in this process
+    restored = pickle.loads(pickle.dumps(array))
+    assert len(pickle.dumps(array)) < 10_000  # not the 800 kB of data
+    assert restored[99_999] == 99_999

@@ -79,3 +79,23 @@ def test_error_names_the_file(tmp_path, raw):
 def test_unknown_training_stage(raw):
     with pytest.raises(ParamsError, match="unknown training stage 'train_audio'"):
         parse_params(raw).stage("train_audio")
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"image.size": 100}, "image.size: must be a multiple of 32"),
+    ({"image.size": 96, "flow.method": "raft_large"}, "image.size: torchvision's RAFT needs frames of at least 128 px"),
+    ({"train.schedule": "cyclic", "train_fusion.lr": 1e-5},
+     "train.cyclic.base_lr: must be below every stage's lr (the first cycle's peak); train_fusion.lr is 1e-05"),
+])
+def test_inconsistent_params_fail_before_any_stage_runs(raw, changes, message):
+    for dotted, value in changes.items():
+        raw = mutate(raw, dotted, value)
+    with pytest.raises(ParamsError) as err:
+        parse_params(raw)
+    assert message in str(err.value)
+
+
+def test_raft_at_224_and_cyclic_with_defaults_are_valid(raw):
+    params = parse_params(mutate(mutate(mutate(raw, "image.size", 224), "flow.method", "raft_small"),
+                                 "train.schedule", "cyclic"))
+    assert params.flow.method == "raft_small"

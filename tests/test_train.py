@@ -7,8 +7,8 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from twostream.params import CyclicParams, ParamsError, StageTrainParams, load_params
-from twostream.train import (BestEpoch, cyclic_lr, evaluate, fit, loss_and_accuracy, make_loader,
-                             make_scheduler, seed_everything)
+from twostream.train import (BestEpoch, TrainingError, cyclic_lr, fit, loss_and_accuracy, make_loader,
+                             make_scheduler, seed_everything, validate)
 
 PARAMS = load_params("params.yaml")
 CYCLIC = CyclicParams(base_lr=1e-5, step_size_up=5, step_size_down=5, decay=0.5)
@@ -118,7 +118,7 @@ def test_fit_learns_a_separable_problem():
     loader = make_loader(tiny_data(256), tp, shuffle=True, seed=0)
     result = fit(model, loader, loader, stage(epochs=15, lr=1e-2, step_size=10), tp, torch.device("cpu"))
     assert result.best.val_accuracy > 0.9
-    loss, acc = evaluate(model, loader, torch.device("cpu"))
+    loss, acc = validate(model, loader, torch.device("cpu"))
     assert acc == pytest.approx(result.best.val_accuracy)
 
 
@@ -129,3 +129,19 @@ def test_accuracy_is_per_sample():
     assert acc == pytest.approx(2 / 3)
     expected = -np.mean(np.log(np.exp(logits[np.arange(3), labels]) / np.exp(logits).sum(1)))
     assert loss == pytest.approx(expected, rel=1e-5)
+
+
+def test_diverged_training_is_a_clear_error():
+    model = tiny_model()
+    tp = train_params()
+    loader = make_loader(tiny_data(), tp, shuffle=True, seed=0)
+    with pytest.raises(TrainingError, match="no epoch had a finite validation loss"):
+        fit(model, loader, loader, stage(epochs=2), tp, torch.device("cpu"),
+            evaluate_fn=lambda *a: (float("nan"), 0.5))
+
+
+def test_a_lone_last_training_sample_is_dropped():
+    tp = train_params(batch_size=8)
+    assert len(list(make_loader(tiny_data(17), tp, shuffle=True, seed=0))) == 2  # 8 + 8, the 17th dropped
+    assert len(list(make_loader(tiny_data(18), tp, shuffle=True, seed=0))) == 3  # 8 + 8 + 2 kept
+    assert len(list(make_loader(tiny_data(17), tp, shuffle=False, seed=0))) == 3  # evaluation sees all

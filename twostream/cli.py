@@ -21,10 +21,13 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     from twostream.data.splits import SplitListError
     from twostream.data.video import VideoError
     from twostream.device import DeviceUnavailable
+    from twostream.io import InputError
+    from twostream.train import TrainingError
     from twostream.weights import WeightsUnavailable
 
     errors: list[type[BaseException]] = [ParamsError, SplitListError, ImageError, VideoError,
-                                         WeightsUnavailable, DeviceUnavailable, FileNotFoundError]
+                                         WeightsUnavailable, DeviceUnavailable, InputError, TrainingError,
+                                         FileNotFoundError]
     try:
         from twostream.data.sources import SourceError
         errors.append(SourceError)

@@ -13,9 +13,33 @@ import torch
 from torch.utils.data import Dataset
 
 from twostream.data.splits import COLUMNS
-from twostream.io import load_array, read_csv
+from twostream.io import InputError, load_array, read_csv
 from twostream.params import FRAME_POSITIONS, AugmentParams
 from twostream.transforms import flow_stack, frame_transform
+
+
+class LazyArray:
+    """A .npy file opened as a memmap on first access in each process.
+
+    Pickles as its path, so DataLoader workers started by spawn (macOS, Windows) open
+    the file themselves instead of receiving a copy of the whole array.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.shape = load_array(self.path).shape  # reads the header; checks the file exists
+        self._array: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index):
+        if self._array is None:
+            self._array = load_array(self.path)
+        return self._array[index]
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_array": None}
 
 
 def _chw(array: np.ndarray) -> torch.Tensor:
@@ -26,35 +50,40 @@ def _chw(array: np.ndarray) -> torch.Tensor:
 @dataclass(frozen=True)
 class Split:
     """Arrays and labels of one split of one dataset, checked for consistent lengths."""
-    arrays: dict[str, np.ndarray]
+    arrays: dict[str, np.ndarray | LazyArray]
     labels: np.ndarray
     manifest_path: Path
 
     def __post_init__(self) -> None:
         for name, array in self.arrays.items():
             if len(array) != len(self.labels):
-                raise ValueError(f"{self.manifest_path}: {len(self.labels)} rows but {name} array has "
+                raise InputError(f"{self.manifest_path}: {len(self.labels)} rows but {name} array has "
                                  f"{len(array)}; re-run the data stages (`dvc repro`)")
 
 
 def stanford40_split(images_dir: Path, split: str) -> Split:
     manifest = images_dir / f"stanford40_{split}.csv"
-    return Split({"frames": load_array(images_dir / f"stanford40_{split}.npy")},
+    return Split({"frames": LazyArray(images_dir / f"stanford40_{split}.npy")},
                  read_csv(manifest, COLUMNS)["label"].to_numpy(), manifest)
 
 
 def hmdb51_split(frames_dir: Path | None, flow_dir: Path | None, split: str) -> Split:
-    """HMDB51 frames at all positions (frames_dir) and/or flow images (flow_dir)."""
-    arrays, manifest = {}, None
+    """HMDB51 frames at all positions (frames_dir) and/or flow images (flow_dir), same clips in the same order."""
+    arrays, manifests = {}, {}
     if frames_dir is not None:
-        arrays["positions"] = load_array(frames_dir / f"hmdb51_{split}_positions.npy")
-        manifest = frames_dir / f"hmdb51_{split}.csv"
+        arrays["positions"] = LazyArray(frames_dir / f"hmdb51_{split}_positions.npy")
+        manifests[frames_dir / f"hmdb51_{split}.csv"] = None
     if flow_dir is not None:
-        arrays["flow"] = load_array(flow_dir / f"hmdb51_{split}.npy")
-        manifest = flow_dir / f"hmdb51_{split}.csv"
-    if manifest is None:
+        arrays["flow"] = LazyArray(flow_dir / f"hmdb51_{split}.npy")
+        manifests[flow_dir / f"hmdb51_{split}.csv"] = None
+    if not manifests:
         raise ValueError("hmdb51_split needs frames_dir or flow_dir")
-    return Split(arrays, read_csv(manifest, COLUMNS)["label"].to_numpy(), manifest)
+    frames = {path: read_csv(path, COLUMNS) for path in manifests}
+    (first, manifest), *others = frames.items()
+    for path, other in others:
+        if list(other["path"]) != list(manifest["path"]):
+            raise InputError(f"{path} and {first} list different clips; re-run the data stages (`dvc repro`)")
+    return Split(arrays, manifest["label"].to_numpy(), first)
 
 
 class FrameDataset(Dataset):

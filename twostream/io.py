@@ -18,6 +18,10 @@ import numpy as np
 import pandas as pd
 
 
+class InputError(ValueError):
+    """A prepared input (manifest, array, model file) that is malformed or inconsistent."""
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -119,5 +123,5 @@ def read_csv(path: str | Path, columns: tuple[str, ...]) -> pd.DataFrame:
     frame = pd.read_csv(path)
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise ValueError(f"{path}: manifest lacks column(s) {', '.join(missing)}")
+        raise InputError(f"{path}: manifest lacks column(s) {', '.join(missing)}; re-run the stage that writes it")
     return frame

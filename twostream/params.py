@@ -232,6 +232,18 @@ class Params:
         _non_negative("seed", self.seed)
         _check(not self.train_flow.augment, "train_flow.augment",
                "must be false: flow stacks are not augmented (flips and rotations would corrupt flow directions)")
+        _check(self.image.size % 32 == 0, "image.size",
+               f"must be a multiple of 32: both networks downsample by 32 and the fusion joins their "
+               f"feature maps, which meet only then; got {self.image.size}")
+        if self.flow.method.startswith("raft"):
+            _check(self.image.size >= 128, "image.size",
+                   f"torchvision's RAFT needs frames of at least 128 px (flow.method: {self.flow.method}); "
+                   f"got {self.image.size}; use a larger size or flow.method: dis")
+        if self.train.schedule == "cyclic":
+            for stage in TRAIN_STAGES:
+                lr = self.stage(stage).lr
+                _check(self.train.cyclic.base_lr < lr, "train.cyclic.base_lr",
+                       f"must be below every stage's lr (the first cycle's peak); {stage}.lr is {lr}")
 
     def stage(self, name: str) -> StageTrainParams:
         """The training section of one of the four training stages."""
@@ -296,15 +308,19 @@ def parse_params(raw: dict[str, Any]) -> Params:
     return _build(Params, raw, "")
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
-    """Load and validate params.yaml; errors name the file and the key."""
-    path = Path(path)
+def _read_yaml(path: Path) -> Any:
     if not path.is_file():
         raise ParamsError(f"{path}: file not found (run from the repository root or pass --params)")
     try:
-        raw = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Load and validate params.yaml; errors name the file and the key."""
+    path = Path(path)
+    raw = _read_yaml(path)
     try:
         return parse_params(raw if raw is not None else {})
     except ParamsError as exc:
@@ -333,10 +349,9 @@ def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any], source: str 
 
 
 def read_overrides(path: str | Path) -> dict[str, Any]:
+    """A YAML mapping of dotted keys to values (e.g. params-full.yaml)."""
     path = Path(path)
-    if not path.is_file():
-        raise ParamsError(f"{path}: overrides file not found")
-    overrides = yaml.safe_load(path.read_text()) or {}
+    overrides = _read_yaml(path) or {}
     if not isinstance(overrides, dict):
         raise ParamsError(f"{path}: expected a mapping of dotted keys to values")
     return overrides
@@ -351,7 +366,7 @@ def main(argv: list[str] | None = None) -> None:
     if len(args) != 1:
         raise SystemExit("usage: python -m twostream.params OVERRIDES.yaml")
     try:
-        base = yaml.safe_load(Path("params.yaml").read_text())
+        base = _read_yaml(Path("params.yaml"))
         overrides = read_overrides(args[0])
         parse_params(apply_overrides(base, overrides, args[0]))
     except ParamsError as exc:

@@ -20,6 +20,7 @@ from twostream.device import resolve_device
 from twostream.models import TwoStream, count_parameters, spatial_model, temporal_model
 from twostream.params import Params, as_dict
 from twostream.evaluate import metrics_record
+from twostream.io import InputError
 from twostream.train import FitResult, fit, load_checkpoint, make_loader, predict, save_checkpoint
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ def model_from_checkpoint(checkpoint: dict[str, Any]) -> nn.Module:
         spatial.transform_input = checkpoint["transform_input"]
         model = TwoStream(spatial, temporal_model(NUM_CLASSES, pretrained=False), NUM_CLASSES)
     else:
-        raise ValueError(f"unknown model kind {kind!r} in checkpoint")
+        raise InputError(f"unknown model kind {kind!r} in a model file")
     model.load_state_dict(checkpoint["state_dict"])
     return model
 

@@ -24,10 +24,14 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from twostream.io import atomic_path
+from twostream.io import InputError, atomic_path
 from twostream.params import CyclicParams, ParamsError, StageTrainParams, TrainParams
 
 log = logging.getLogger(__name__)
+
+
+class TrainingError(RuntimeError):
+    """Training that produced no usable model (e.g. a loss that is NaN in every epoch)."""
 
 
 def seed_everything(seed: int) -> None:
@@ -48,7 +52,10 @@ def _seed_worker(worker_id: int) -> None:
 def make_loader(dataset: Dataset, train: TrainParams, shuffle: bool, seed: int,
                 device: torch.device | None = None) -> DataLoader:
     generator = torch.Generator().manual_seed(seed)
+    # A last training batch of one sample breaks BatchNorm on 1x1 feature maps: drop it.
+    drop_last = shuffle and len(dataset) % train.batch_size == 1
     return DataLoader(dataset, batch_size=train.batch_size, shuffle=shuffle, num_workers=train.num_workers,
+                      drop_last=drop_last,
                       pin_memory=train.pin_memory and device is not None and device.type == "cuda",
                       worker_init_fn=_seed_worker, generator=generator,
                       persistent_workers=train.num_workers > 0)
@@ -142,12 +149,12 @@ def predict(model: nn.Module, loader: DataLoader, device: torch.device, amp: boo
 
 
 def loss_and_accuracy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    t_logits, t_labels = torch.from_numpy(logits), torch.from_numpy(labels).long()
-    loss = F.cross_entropy(t_logits, t_labels).item()
-    return loss, float((t_logits.argmax(1) == t_labels).float().mean())
+    """Per-sample mean cross-entropy and accuracy."""
+    loss = F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels).long()).item()
+    return loss, float(np.mean(logits.argmax(1) == labels))
 
 
-def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, amp: bool = False) -> tuple[float, float]:
+def validate(model: nn.Module, loader: DataLoader, device: torch.device, amp: bool = False) -> tuple[float, float]:
     """Per-sample loss and accuracy on `loader` (no augmentation, no updates)."""
     return loss_and_accuracy(*predict(model, loader, device, amp, desc="val"))
 
@@ -175,7 +182,7 @@ class FitResult:
 
 def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, stage: StageTrainParams,
         train: TrainParams, device: torch.device, live: Any = None,
-        evaluate_fn: Callable[[nn.Module, DataLoader, torch.device, bool], tuple[float, float]] = evaluate,
+        evaluate_fn: Callable[[nn.Module, DataLoader, torch.device, bool], tuple[float, float]] = validate,
         on_epoch_end: Callable[[int, nn.Module], None] | None = None) -> FitResult:
     """Train for `stage.epochs`, then restore the best epoch's weights into `model`.
 
@@ -204,7 +211,9 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, stag
         if on_epoch_end is not None:
             on_epoch_end(epoch, model)
         scheduler.step()
-    assert best.state is not None and best.epoch is not None  # epoch 1 always improves on +-inf
+    if best.state is None or best.epoch is None:  # only when validation loss or accuracy is NaN throughout
+        raise TrainingError(f"no epoch had a finite validation loss (last: {history[-1].val_loss}); "
+                            f"training diverged: lower the stage's lr in params.yaml")
     model.load_state_dict(best.state)
     log.info("restored best epoch %d (val acc %.3f, loss %.4f)", best.epoch, best.accuracy, best.loss)
     return FitResult(best.epoch, history)
@@ -222,5 +231,12 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: model not found; run the stage that trains it (`dvc repro`)")
-    return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # truncated or foreign file: torch raises several types
+        raise InputError(f"{path}: cannot load the model file ({exc}); re-run the stage that trains it") from exc
+    missing = [k for k in ("kind", "state_dict", "history", "best_epoch") if k not in checkpoint]
+    if missing:
+        raise InputError(f"{path}: not a twostream model file (lacks {', '.join(missing)})")
+    return checkpoint
 

@@ -127,6 +127,13 @@ def split_hmdb51(items: pd.DataFrame, val_fraction: float, random_state: int) ->
 SEED_LISTS = Path(__file__).parent / "seed_splits"
 
 
+def _label(name: str, source: Path) -> int:
+    try:
+        return label_of(name)
+    except KeyError as exc:
+        raise SplitListError(f"{source}: {exc.args[0]}") from None
+
+
 def _seed_list(dataset: str, name: str) -> list[str]:
     return _read_lines(SEED_LISTS / dataset / name)
 
@@ -162,6 +169,7 @@ def seed_hmdb51(root: Path) -> dict[str, pd.DataFrame]:
         if len(files) != len(classes):
             raise SplitListError(f"{SEED_LISTS / 'HMDB51'}: {split}_files.txt and {split}_labels.txt differ in length")
         frame = pd.DataFrame({"path": [f"{c}/{f}" for f, c in zip(files, classes)],
-                              "label": [label_of(c) for c in classes], "class": classes})
+                              "label": [_label(c, SEED_LISTS / "HMDB51" / f"{split}_labels.txt") for c in classes],
+                              "class": classes})
         out[split] = _check_present(frame, root)
     return out
