@@ -2,12 +2,10 @@
 import shutil
 from pathlib import Path
 
-import numpy as np
-
 from twostream.cli import log, run_stage, stage_parser
 from twostream.data.splits import SPLITS
 from twostream.flow import flow_images
-from twostream.io import atomic_dir, load_array
+from twostream.io import atomic_dir, load_array, open_array
 
 
 def main(args, params):
@@ -17,10 +15,8 @@ def main(args, params):
         for split in SPLITS:
             frames = load_array(frames_dir / f"hmdb51_{split}_flow_frames.npy")
             n, _, size, _, channels = frames.shape
-            out = np.lib.format.open_memmap(tmp / f"hmdb51_{split}.npy", mode="w+", dtype=np.uint8,
-                                            shape=(n, frames.shape[1] - 1, size, size, channels))
-            flow_images(frames, params.flow, out=out)
-            out.flush()
+            with open_array(tmp / f"hmdb51_{split}.npy", (n, frames.shape[1] - 1, size, size, channels)) as out:
+                flow_images(frames, params.flow, out=out)
             shutil.copyfile(frames_dir / f"hmdb51_{split}.csv", tmp / f"hmdb51_{split}.csv")
 
 

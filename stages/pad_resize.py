@@ -1,12 +1,10 @@
 """Stage pad_resize: Stanford40 images zero-padded to a square and resized, one array per split."""
 from pathlib import Path
 
-import numpy as np
-
 from twostream.cli import run_stage, stage_parser
 from twostream.data.images import pad_resize_files
 from twostream.data.splits import COLUMNS, SPLITS
-from twostream.io import atomic_dir, read_csv
+from twostream.io import atomic_dir, open_array, read_csv
 
 
 def main(args, params):
@@ -14,10 +12,8 @@ def main(args, params):
     with atomic_dir(args.out) as tmp:
         for split in SPLITS:
             manifest = read_csv(Path(args.manifests) / f"stanford40_{split}.csv", COLUMNS)
-            images = np.lib.format.open_memmap(tmp / f"stanford40_{split}.npy", mode="w+", dtype=np.uint8,
-                                               shape=(len(manifest), size, size, 3))
-            pad_resize_files([root / p for p in manifest["path"]], size, images, desc=f"stanford40 {split}")
-            images.flush()
+            with open_array(tmp / f"stanford40_{split}.npy", (len(manifest), size, size, 3)) as images:
+                pad_resize_files([root / p for p in manifest["path"]], size, images, desc=f"stanford40 {split}")
             manifest.to_csv(tmp / f"stanford40_{split}.csv", index=False)
 
 

@@ -1,13 +1,12 @@
 """Stage sample_frames: per HMDB51 clip, the 5 study frames and the 9 flow frames, padded+resized."""
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from twostream.cli import log, run_stage, stage_parser
 from twostream.data.splits import COLUMNS, SPLITS
 from twostream.data.video import FLOW_FRAMES, sample_video
-from twostream.io import atomic_dir, read_csv
+from twostream.io import atomic_dir, open_array, read_csv
 from twostream.params import FRAME_POSITIONS
 
 
@@ -16,17 +15,14 @@ def main(args, params):
     with atomic_dir(args.out) as tmp:
         for split in SPLITS:
             manifest = read_csv(Path(args.manifests) / f"hmdb51_{split}.csv", COLUMNS)
-            shape = (len(manifest), size, size, 3)
-            positions = np.lib.format.open_memmap(tmp / f"hmdb51_{split}_positions.npy", mode="w+",
-                                                  dtype=np.uint8, shape=(shape[0], len(FRAME_POSITIONS), *shape[1:]))
-            flow_frames = np.lib.format.open_memmap(tmp / f"hmdb51_{split}_flow_frames.npy", mode="w+",
-                                                    dtype=np.uint8, shape=(shape[0], FLOW_FRAMES, *shape[1:]))
+            n_clips, frame = len(manifest), (size, size, 3)
             counts = []
-            for i, path in enumerate(tqdm(manifest["path"], desc=f"hmdb51 {split}", unit="video")):
-                n, positions[i], flow_frames[i] = sample_video(root / path, size)
-                counts.append(n)
-            positions.flush()
-            flow_frames.flush()
+            positions_path, flow_path = tmp / f"hmdb51_{split}_positions.npy", tmp / f"hmdb51_{split}_flow_frames.npy"
+            with open_array(positions_path, (n_clips, len(FRAME_POSITIONS), *frame)) as positions, \
+                    open_array(flow_path, (n_clips, FLOW_FRAMES, *frame)) as flow_frames:
+                for i, path in enumerate(tqdm(manifest["path"], desc=f"hmdb51 {split}", unit="video")):
+                    n, positions[i], flow_frames[i] = sample_video(root / path, size)
+                    counts.append(n)
             manifest.assign(n_frames=counts).to_csv(tmp / f"hmdb51_{split}.csv", index=False)
             log.info("hmdb51 %s: %d clips, %d-%d decodable frames", split, len(counts), min(counts), max(counts))
 
