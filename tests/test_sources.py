@@ -1,12 +1,15 @@
 """Real-data sources, offline: archives built here in the real layouts, served from 127.0.0.1.
 
 No free tool writes RAR, so `rar4` below writes stored (uncompressed) RAR 4.x archives,
-which rarfile reads without an external tool.
+which rarfile reads without an external tool. Compressed RAR data, which only unar or unrar
+can decode, comes from one small archive of rarfile's own test files (tests/fixtures/rar/).
+Tests that need unar skip without it, or fail where TWOSTREAM_REQUIRE_RAR_TOOL=1 (.ci/run).
 """
 from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 import shutil
 import socket
@@ -27,6 +30,17 @@ from twostream.params import RealParams
 
 EXTRA_STANFORD40 = ("brushing_teeth", "texting_message")   # in the zip, not in our 12
 EXTRA_HMDB51 = ("brush_hair", "cartwheel")
+
+# A solid RAR 3.x/4.x archive whose two members are compressed ("normal", method 0x33); both
+# hold SOLID_RAR_TEXT. Origin, licence and checksums: tests/fixtures/rar/README.md.
+FIXTURES = Path(__file__).parent / "fixtures" / "rar"
+SOLID_RAR = FIXTURES / "rar3-solid.rar"
+SOLID_RAR_SHA256 = "0944932546b994f282cdb3ac724112c312d406b4c1aecfe1eaf9e734e8f96aa2"
+SOLID_RAR_MEMBERS = ("stest1.txt", "stest2.txt")
+SOLID_RAR_TEXT = b"".join(b"%03d\n" % i for i in range(512))  # "000\n" ... "511\n", 2048 bytes
+SOLID_RAR_TEXT_SHA256 = "2eaebb4c18cdef7f20089f8a2fa3475bc59c2a193f66e2f1513609a4bef13e22"
+
+REQUIRE_RAR_TOOL = "TWOSTREAM_REQUIRE_RAR_TOOL"
 
 
 # --------------------------------------------------------------------------- RAR 4 writer
@@ -555,15 +569,110 @@ def test_hmdb51_missing_class_is_a_clear_error(tmp_path):
         fetch_hmdb51(out, real)
 
 
-@pytest.mark.skipif(shutil.which("unar") is None, reason="unar is not installed")
-def test_unar_backend_extracts_the_stored_fixture(tmp_path, monkeypatch):
-    """With FORCE_TOOL rarfile sends even stored entries through the tool: unar works."""
-    monkeypatch.setattr(rarfile, "FORCE_TOOL", True)
+def require_unar() -> str:
+    """unar's path; without it skip the test, or fail it where TWOSTREAM_REQUIRE_RAR_TOOL=1."""
+    path = shutil.which("unar")
+    if path is None:
+        why = ("unar is not on the PATH, and this test of the real RAR reader needs it: install "
+               "it (Debian/Ubuntu: sudo apt-get install unar; macOS: brew install unar)")
+        if os.environ.get(REQUIRE_RAR_TOOL, "") not in ("", "0"):
+            pytest.fail(f"{why}. {REQUIRE_RAR_TOOL} is set (as in CI), so this is a failure, "
+                        f"not a skip", pytrace=False)
+        pytest.skip(why)
+    return path
+
+
+@pytest.fixture
+def unar(monkeypatch) -> str:
+    """rarfile set up to send compressed entries through unar (unrar hidden from it)."""
+    path = require_unar()
     monkeypatch.setattr(rarfile, "UNRAR_TOOL", "/nonexistent/unrar")
     monkeypatch.setattr(rarfile, "CURRENT_SETUP", None)
+    return path
+
+
+def test_missing_unar_skips_on_a_dev_machine_and_fails_in_ci(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda *args, **kwargs: None)
+    monkeypatch.delenv(REQUIRE_RAR_TOOL, raising=False)
+    with pytest.raises(pytest.skip.Exception, match="sudo apt-get install unar"):
+        require_unar()
+    monkeypatch.setenv(REQUIRE_RAR_TOOL, "0")
+    with pytest.raises(pytest.skip.Exception):
+        require_unar()
+    monkeypatch.setenv(REQUIRE_RAR_TOOL, "1")
+    with pytest.raises(pytest.fail.Exception,
+                       match=r"needs it: install.*apt-get install unar.*a failure, not a skip"):
+        require_unar()
+
+
+def test_unar_backend_extracts_the_stored_fixture(tmp_path, monkeypatch, unar):
+    """With FORCE_TOOL rarfile sends even stored entries through the tool: unar works."""
+    monkeypatch.setattr(rarfile, "FORCE_TOOL", True)
     real, out = _hmdb51_local(tmp_path, *hmdb51_archives(classes=HMDB51_CLASSES))
     sources.require_rar_tool("x.rar", [type("Info", (), {"compress_type": 0x33})()])
     assert rarfile.CURRENT_SETUP.setup is rarfile.UNAR_CONFIG
     fetch_hmdb51(out, real)
     assert tree(out) == _hmdb51_expected_tree()
     assert (out / "wave" / "wave_clip_2.avi").read_bytes() == video_bytes("wave", 2)
+
+
+# --------------------------------------------------------------------------- compressed RAR
+
+def test_compressed_fixture_is_what_its_readme_says():
+    data = SOLID_RAR.read_bytes()
+    assert len(data) == 221
+    assert sha256(data) == SOLID_RAR_SHA256
+    assert SOLID_RAR_SHA256 in (FIXTURES / "README.md").read_text()
+    assert sha256(SOLID_RAR_TEXT) == SOLID_RAR_TEXT_SHA256
+    with rarfile.RarFile(SOLID_RAR, errors="strict") as rf:
+        infos = rf.infolist()
+        assert rf.is_solid()
+        assert [i.filename for i in infos] == list(SOLID_RAR_MEMBERS)
+        for info in infos:
+            assert info.compress_type == rarfile.RAR_M3  # compressed: rarfile alone cannot read it
+            assert info.compress_size < info.file_size == len(SOLID_RAR_TEXT)
+            assert info.CRC == zlib.crc32(SOLID_RAR_TEXT)
+        assert all(sources._needs_tool(i) for i in infos)
+
+
+def _outer_with_fixture(tmp_path: Path) -> Path:
+    """A stored outer RAR, like hmdb51_org.rar, with the fixture as its member clap.rar."""
+    path = tmp_path / "hmdb51_org.rar"
+    path.write_bytes(rar4([("brush_hair.rar", b"not read"), ("clap.rar", SOLID_RAR.read_bytes())]))
+    return path
+
+
+def test_compressed_inner_rar_is_extracted_through_unar(tmp_path, unar):
+    """extract_hmdb51's per-class step, on a real compressed (and solid) RAR inside a RAR."""
+    outer_path = _outer_with_fixture(tmp_path)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    dest = tmp_path / "out" / "clap"
+    with sources._open_rar(outer_path) as outer:
+        info = outer.getinfo("clap.rar")
+        assert info.compress_type == rarfile.RAR_M0  # the outer one is stored, as in HMDB51
+        paths = sources.extract_inner_rar(outer, outer_path, info, dest, scratch, suffix=".txt")
+    assert paths == [dest / name for name in SOLID_RAR_MEMBERS]
+    assert sorted(p.name for p in dest.iterdir()) == list(SOLID_RAR_MEMBERS)
+    for path in paths:
+        data = path.read_bytes()
+        assert data == SOLID_RAR_TEXT
+        assert sha256(data) == SOLID_RAR_TEXT_SHA256
+    assert list(scratch.iterdir()) == []  # the copy of the inner RAR is removed
+    assert rarfile.CURRENT_SETUP.setup is rarfile.UNAR_CONFIG  # decoded by unar
+
+
+def test_compressed_inner_rar_without_a_tool_fails_with_the_clear_message(tmp_path, no_rar_tool):
+    message = ("extracting hmdb51_org.rar needs unar or unrar: on Debian/Ubuntu "
+               "`sudo apt-get install unar`, on macOS `brew install unar`")
+    outer_path = _outer_with_fixture(tmp_path)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    dest = tmp_path / "out" / "clap"
+    with sources._open_rar(outer_path) as outer:
+        with pytest.raises(SourceError) as err:
+            sources.extract_inner_rar(outer, outer_path, outer.getinfo("clap.rar"), dest,
+                                      scratch, suffix=".txt")
+    assert str(err.value) == message
+    assert not dest.exists()
+    assert list(scratch.iterdir()) == []

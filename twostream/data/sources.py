@@ -469,6 +469,35 @@ def _by_name(rf: rarfile.RarFile) -> dict[str, rarfile.RarInfo]:
     return {PurePosixPath(i.filename).name: i for i in rf.infolist() if not i.is_dir()}
 
 
+def extract_inner_rar(outer: rarfile.RarFile, outer_path: Path, info: rarfile.RarInfo,
+                      dest_dir: Path, scratch: Path, suffix: str = ".avi") -> list[Path]:
+    """Extract the `suffix` files of the RAR stored as member `info` of `outer` into `dest_dir`.
+
+    HMDB51's `<class>.rar` members are themselves RARs of compressed `.avi` clips: the inner
+    RAR is copied to `scratch` (rarfile reads archives from files), checked, its matching
+    members are extracted flat (by base name) into `dest_dir`, and the copy is removed again.
+    Compressed members need unar or unrar (checked before any is extracted). Returns the
+    extracted paths in archive order.
+    """
+    inner_path = scratch / PurePosixPath(info.filename).name
+    label = f"{outer_path} (member {info.filename})"
+    try:
+        _rar_member(outer, outer_path, info, inner_path)
+        with _open_rar(inner_path, label) as rf:
+            members = [i for i in rf.infolist()
+                       if not i.is_dir() and i.filename.lower().endswith(suffix.lower())]
+            if not members:
+                raise SourceError(f"{label} holds no {suffix} files")
+            require_rar_tool(outer_path, members)
+            paths = []
+            for m in members:
+                paths.append(dest_dir / PurePosixPath(m.filename).name)
+                _rar_member(rf, label, m, paths[-1])
+    finally:
+        inner_path.unlink(missing_ok=True)
+    return paths
+
+
 def extract_hmdb51(videos_rar: Path, splits_rar: Path, out_dir: Path) -> None:
     """`<class>/*.avi` and the 36 split files of the 12 classes into `out_dir`."""
     split_names = [f"{c}_test_split{k}.txt" for c in HMDB51_CLASSES for k in HMDB51_SPLITS]
@@ -494,18 +523,7 @@ def extract_hmdb51(videos_rar: Path, splits_rar: Path, out_dir: Path) -> None:
         scratch.mkdir()
         try:
             for cls, info in zip(HMDB51_CLASSES, inner):
-                inner_path = scratch / f"{cls}.rar"
-                _rar_member(outer, videos_rar, info, inner_path)
-                label = f"{videos_rar} (member {info.filename})"
-                with _open_rar(inner_path, label) as rf:
-                    videos = [i for i in rf.infolist()
-                              if not i.is_dir() and i.filename.lower().endswith(".avi")]
-                    if not videos:
-                        raise SourceError(f"{label} holds no .avi videos")
-                    require_rar_tool(videos_rar, videos)
-                    for v in videos:
-                        _rar_member(rf, label, v, out_dir / cls / PurePosixPath(v.filename).name)
-                inner_path.unlink()
+                videos = extract_inner_rar(outer, videos_rar, info, out_dir / cls, scratch)
                 log.info("HMDB51 %s: %d videos", cls, len(videos))
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
