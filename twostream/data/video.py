@@ -175,7 +175,7 @@ def _error_count(logs: list[tuple[int, str, str]]) -> int:
 
 
 def _detail(logs: list[tuple[int, str, str]], exc: BaseException | None = None) -> str:
-    """FFmpeg's own words for the problem, on one line: the logged warnings and errors, else the exception."""
+    """FFmpeg's own words for the problem, on one line: the logged warnings and errors, then the exception."""
     lines: list[str] = []
     for _, name, message in logs:
         line = " ".join(message.split()).removesuffix(".")
@@ -184,8 +184,10 @@ def _detail(logs: list[tuple[int, str, str]], exc: BaseException | None = None) 
             lines.append(line)
     if len(lines) > _MAX_LOG_LINES:
         lines = [*lines[:_MAX_LOG_LINES], f"... {len(lines) - _MAX_LOG_LINES} more"]
-    if not lines and exc is not None:
-        lines.append(" ".join((getattr(exc, "strerror", None) or str(exc) or type(exc).__name__).split()))
+    if exc is not None:
+        text = " ".join((getattr(exc, "strerror", None) or str(exc) or type(exc).__name__).split())
+        if not any(text in line for line in lines):
+            lines.append(text)
     return "; ".join(lines)
 
 
