@@ -1,7 +1,9 @@
 import cv2
 import numpy as np
 import pytest
+from PIL import Image, ImageFile
 
+from twostream import errors
 from twostream.data.images import ImageError, pad_resize, pad_resize_files, pad_to_square, read_rgb
 
 
@@ -62,3 +64,124 @@ def test_pad_resize_files_fills_in_order(tmp_path):
     assert out[0, 4, 4, 0] == 10 and out[1, 4, 4, 0] == 200 and out[2, 4, 4, 0] == 10
     with pytest.raises(ValueError, match="expected"):
         pad_resize_files(paths, 8, np.zeros((3, 8, 8, 3), np.uint8))
+
+
+FIX = "replace the file or remove it from the split lists"
+
+
+def photo(height=300, width=400, seed=0):
+    """A photo-like RGB image: blurred noise over a gradient (compresses like a real picture)."""
+    rng = np.random.default_rng(seed)
+    noise = cv2.GaussianBlur(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), (0, 0), 1.5)
+    gradient = np.tile(np.linspace(0, 255, width, dtype=np.uint8)[None, :, None], (height, 1, 3))
+    return cv2.addWeighted(noise, 0.6, gradient, 0.4, 0)
+
+
+def write_jpeg(path, image=None, **pillow_options):
+    Image.fromarray(photo() if image is None else image).save(path, "JPEG", quality=90, **pillow_options)
+    return path
+
+
+def opencv_rgb(path):
+    return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def garbage_in_scan(data, count, seed, no_ff=False):
+    """`count` random bytes over the middle of the entropy-coded data (after the last SOS header)."""
+    data = bytearray(data)
+    start, end = data.rfind(b"\xff\xda") + 20, len(data) - 2
+    middle = (start + end - count) // 2
+    assert start < middle and middle + count < end
+    garbage = np.random.default_rng(seed).integers(0, 255 if no_ff else 256, count, dtype=np.uint8)
+    data[middle:middle + count] = garbage.tobytes()
+    return bytes(data)
+
+
+@pytest.mark.parametrize("options", [{}, {"progressive": True}, {"subsampling": 0}, {"optimize": True}])
+def test_read_rgb_jpeg_matches_opencv(tmp_path, options):
+    path = write_jpeg(tmp_path / "ok.jpg", **options)
+    image = read_rgb(path)
+    reference = opencv_rgb(path)
+    assert image.shape == reference.shape == (300, 400, 3) and image.dtype == np.uint8
+    # libjpeg-turbo with the same settings in both: identical here; a level or two would be acceptable
+    assert np.abs(image.astype(int) - reference).mean() < 1.0
+
+
+def test_read_rgb_jpeg_grayscale_and_exif_orientation(tmp_path):
+    grey = photo()[..., 0]
+    path = tmp_path / "grey.jpg"
+    Image.fromarray(grey).save(path, "JPEG")
+    image = read_rgb(path)
+    assert image.shape == (300, 400, 3) and (image[..., 0] == image[..., 1]).all()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated: display turned 90 degrees clockwise
+    path = write_jpeg(tmp_path / "turned.jpg", exif=exif)
+    image = read_rgb(path)
+    assert image.shape == (400, 300, 3)  # upright, as OpenCV's imread shows it
+    assert np.abs(image.astype(int) - opencv_rgb(path)).mean() < 1.0
+
+
+def test_read_rgb_truncated_jpeg(tmp_path):
+    data = write_jpeg(tmp_path / "ok.jpg").read_bytes()
+    path = tmp_path / "half.jpg"
+    path.write_bytes(data[:len(data) // 2])
+    assert opencv_rgb(path).shape == (300, 400, 3)  # OpenCV returns a grey-bottomed image, no error
+    with pytest.raises(ImageError) as info:
+        read_rgb(path)
+    assert str(info.value) == (f"{path}: truncated or corrupt image (libjpeg: Premature end of JPEG file); {FIX}")
+
+
+def test_read_rgb_jpeg_without_end_marker(tmp_path):
+    data = write_jpeg(tmp_path / "ok.jpg").read_bytes()
+    assert data.endswith(b"\xff\xd9")
+    path = tmp_path / "no_eoi.jpg"
+    path.write_bytes(data[:-2])
+    with pytest.raises(ImageError, match=r"no_eoi.jpg: truncated or corrupt image \(libjpeg: Premature end of JPEG"):
+        read_rgb(path)
+
+
+@pytest.mark.parametrize("count, no_ff, detail",
+                         [(4096, True, "Corrupt JPEG data"), (4096, False, ""), (256, False, "")])
+def test_read_rgb_garbage_in_the_compressed_data(tmp_path, count, no_ff, detail):
+    # Pillow decodes these without a word; libjpeg's warnings ("Corrupt JPEG data: ...") are errors here,
+    # and a random marker in the data is a libjpeg error ("Unsupported marker type 0x40"). A few bytes
+    # without 0xFF can decode to wrong pixels with no warning at all: baseline JPEG has no checksum
+    data = write_jpeg(tmp_path / "ok.jpg").read_bytes()
+    path = tmp_path / "garbage.jpg"
+    path.write_bytes(garbage_in_scan(data, count, seed=3, no_ff=no_ff))
+    with pytest.raises(ImageError) as info:
+        read_rgb(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: truncated or corrupt image (libjpeg: {detail}")
+    assert message.endswith(FIX) and "\n" not in message
+
+
+def test_read_rgb_ignores_bytes_after_the_end_marker(tmp_path):
+    data = write_jpeg(tmp_path / "ok.jpg").read_bytes()
+    expected = read_rgb(tmp_path / "ok.jpg")
+    for name, tail in (("zeros.jpg", b"\0" * 512), ("trailer.jpg", b"some camera trailer")):
+        (tmp_path / name).write_bytes(data + tail)
+        assert (read_rgb(tmp_path / name) == expected).all()
+
+
+def test_read_rgb_truncated_png(tmp_path):
+    path = tmp_path / "ok.png"
+    cv2.imwrite(str(path), photo()[..., ::-1])
+    assert (read_rgb(path) == photo()).all()  # lossless
+    data = path.read_bytes()
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(data[:len(data) // 2])
+    with pytest.raises(ImageError, match=r"cut.png: truncated or corrupt image \(Pillow: .*truncated"):
+        read_rgb(cut)
+
+
+def test_read_rgb_refuses_to_run_with_pillow_loading_truncated_images(tmp_path, monkeypatch):
+    path = tmp_path / "ok.png"
+    cv2.imwrite(str(path), photo())
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    with pytest.raises(RuntimeError, match="LOAD_TRUNCATED_IMAGES"):
+        read_rgb(path)
+
+
+def test_image_error_is_the_projects():
+    assert ImageError is errors.ImageError and issubclass(ImageError, errors.TwostreamError)

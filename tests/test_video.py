@@ -1,11 +1,17 @@
+import re
 import struct
 
+import av
 import cv2
 import numpy as np
 import pytest
 
-from twostream.data.video import (VideoError, count_frames, flow_frame_indices, position_indices, read_frames,
-                                  sample_video)
+from twostream.data.images import pad_resize
+from twostream.data.video import (VideoError, decode_clip, flow_frame_indices, position_indices, sample_video,
+                                  sample_videos)
+from twostream.errors import TwostreamError
+
+FIX = "replace the file or remove it from the split lists"
 
 
 def write_avi(path, n, width=64, height=48):
@@ -14,6 +20,18 @@ def write_avi(path, n, width=64, height=48):
     assert writer.isOpened()
     for i in range(n):
         writer.write(np.full((height, width, 3), 10 * i, np.uint8))
+    writer.release()
+    return path
+
+
+def write_textured_avi(path, n=45, width=320, height=240, seed=0):
+    """An HMDB51-like clip: 320x240 FMP4 at 30 fps, a blurred texture panning 2 px per frame."""
+    rng = np.random.default_rng(seed)
+    base = cv2.GaussianBlur(rng.integers(0, 256, (height, width + 2 * n, 3), dtype=np.uint8), (0, 0), 3)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FMP4"), 30, (width, height))
+    assert writer.isOpened()
+    for i in range(n):
+        writer.write(np.ascontiguousarray(base[:, 2 * i: 2 * i + width]))
     writer.release()
     return path
 
@@ -27,6 +45,38 @@ def overstate_frame_count(path, claimed):
     if (dmlh := data.find(b"dmlh")) >= 0:
         struct.pack_into("<I", data, dmlh + 8, claimed)
     path.write_bytes(bytes(data))
+
+
+def frame_chunks(data):
+    """Offsets of the frame chunks ('00dc') in an AVI's movi list, in file order."""
+    i, end, offsets = data.find(b"movi") + 4, data.find(b"idx1"), []
+    while i < end:
+        size = struct.unpack_from("<I", data, i + 4)[0]
+        if data[i:i + 4] == b"00dc":
+            offsets.append(i)
+        i += 8 + size + (size & 1)
+    return offsets
+
+
+def opencv_frames(path, size):
+    """The old decoder: every frame OpenCV decodes, RGB, padded and resized."""
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(pad_resize(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), size))
+    capture.release()
+    return np.stack(frames)
+
+
+def assert_one_line_error(info, path, problem):
+    message = str(info.value)
+    assert isinstance(info.value, TwostreamError)
+    assert message.startswith(f"{path}: {problem}"), message
+    assert message.endswith(FIX) and "\n" not in message, message
+    return message
 
 
 def test_flow_indices_hand_computed():
@@ -46,13 +96,28 @@ def test_position_indices_hand_computed():
                                       "last": 241}
 
 
-def test_count_frames_ignores_a_lying_header(tmp_path):
+def test_decode_clip_ignores_a_header_claiming_one_frame_more(tmp_path):
     path = write_avi(tmp_path / "clip.avi", 12)
     overstate_frame_count(path, 13)
     capture = cv2.VideoCapture(str(path))
     assert capture.get(cv2.CAP_PROP_FRAME_COUNT) == 13  # the container's claim
     capture.release()
-    assert count_frames(path) == 12
+    with av.open(str(path)) as container:
+        assert container.streams.video[0].frames == 13
+    frames = decode_clip(path, 32)
+    assert frames.shape == (12, 32, 32, 3) and frames.dtype == np.uint8
+    assert [round(float(f[16, 16].mean()) / 10) for f in frames] == list(range(12))  # every frame, in order
+
+
+def test_decode_clip_matches_opencv(tmp_path):
+    path = write_textured_avi(tmp_path / "clip.avi", 45)
+    frames = decode_clip(path, 64)
+    reference = opencv_frames(path, 64)
+    assert frames.shape == reference.shape == (45, 64, 64, 3)
+    # PyAV and OpenCV may bundle different FFmpeg builds; both decode MPEG-4 part 2 to the same
+    # pixels here (difference 0), a few levels would still be acceptable
+    assert np.abs(frames.astype(int) - reference).mean() < 1.0
+    assert not (frames[0] == frames[-1]).all()  # the texture moves: frames are not all alike
 
 
 def test_sample_video_reads_the_right_frames(tmp_path):
@@ -71,10 +136,88 @@ def test_sample_video_reads_the_right_frames(tmp_path):
     assert (positions[:, :3] == 0).all() and (positions[:, -3:] == 0).all()
 
 
-def test_read_frames_past_the_end_names_the_file(tmp_path):
-    path = write_avi(tmp_path / "clip.avi", 10)
-    with pytest.raises(VideoError, match=r"clip.avi: frame 10 does not decode"):
-        read_frames(path, [0, 12])
+def test_sample_video_is_decode_clip_at_the_study_indices(tmp_path):
+    path = write_textured_avi(tmp_path / "clip.avi", 30)
+    frames = decode_clip(path, 48)
+    n, positions, flow = sample_video(path, 48)
+    assert n == 30
+    assert (positions == frames[list(position_indices(30).values())]).all()
+    assert (flow == frames[flow_frame_indices(30)]).all()
+
+
+def test_truncated_clip_is_an_error(tmp_path):
+    path = write_textured_avi(tmp_path / "cut.avi", 45)
+    data = path.read_bytes()
+    path.write_bytes(data[:int(len(data) * 0.6)])
+    assert len(opencv_frames(path, 32)) < 45  # OpenCV reads what is left without complaint
+    with pytest.raises(VideoError) as info:
+        decode_clip(path, 32)
+    message = assert_one_line_error(info, path, "truncated video: the file ends inside frame ")
+    first_bad, decoded = map(int, re.search(r"inside frame (\d+) of 45 \((\d+) frames decode; ", message).groups())
+    assert decoded == first_bad - 1 and 0 < decoded < 45
+    assert "avi: Packet corrupt" in message  # FFmpeg's words end up in the message
+
+
+def test_clip_cut_between_frames_is_an_error(tmp_path):
+    # a cut exactly before frame 26: no frame is damaged, but 20 of the 45 the header claims are missing
+    path = write_textured_avi(tmp_path / "cut.avi", 45)
+    data = path.read_bytes()
+    path.write_bytes(data[:frame_chunks(data)[25]])
+    with pytest.raises(VideoError) as info:
+        sample_video(path, 32)
+    assert_one_line_error(info, path, "truncated video: 25 of 45 frames decode")
+
+
+def test_clip_losing_the_last_frame_only_passes(tmp_path):
+    # the other side of HEADER_SLACK: one missing frame is what HMDB51's headers look like
+    path = write_textured_avi(tmp_path / "cut.avi", 45)
+    data = path.read_bytes()
+    path.write_bytes(data[:frame_chunks(data)[44]])
+    assert len(decode_clip(path, 32)) == 44
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_garbage_in_the_middle_is_an_error(tmp_path, seed):
+    path = write_textured_avi(tmp_path / "garbage.avi", 45)
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 4096] = np.random.default_rng(seed).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    with pytest.raises(VideoError) as info:
+        sample_video(path, 32)
+    message = assert_one_line_error(info, path, "damaged video: ")
+    assert re.search(r"damaged video: (frame \d+ of 45 does not decode \(\w+: .+\)|only \d+ of the 45 frames)",
+                     message), message
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_garbage_inside_one_frame_names_that_frame(tmp_path, seed):
+    # random bytes over frame 21's data (a P-frame), its chunk header intact: only the decoder can tell
+    path = write_textured_avi(tmp_path / "garbage.avi", 45)
+    data = bytearray(path.read_bytes())
+    offset = frame_chunks(bytes(data))[20]
+    size = struct.unpack_from("<I", data, offset + 4)[0]
+    start = offset + 8 + 8  # keep the VOP start code and header
+    data[start:offset + 8 + size] = np.random.default_rng(seed).integers(0, 256, offset + 8 + size - start,
+                                                                          dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    assert len(opencv_frames(path, 32)) == 45  # OpenCV conceals the damage: 45 frames, no error
+    with pytest.raises(VideoError) as info:
+        decode_clip(path, 32)
+    message = assert_one_line_error(info, path, "damaged video: frame 21 of 45 does not decode (mpeg4: ")
+    assert "Error at MB" in message
+
+
+def test_damaged_chunk_header_is_an_error(tmp_path):
+    # the size field of frame 10's chunk overwritten: the demuxer skips the frame, the decoder sees nothing
+    path = write_textured_avi(tmp_path / "chunk.avi", 45)
+    data = bytearray(path.read_bytes())
+    offset = frame_chunks(bytes(data))[10]
+    data[offset + 4:offset + 8] = b"\xff\xff\xff\x7f"
+    path.write_bytes(bytes(data))
+    with pytest.raises(VideoError) as info:
+        decode_clip(path, 32)
+    assert_one_line_error(info, path, "damaged video: ")
 
 
 def test_short_video_is_an_error(tmp_path):
@@ -86,7 +229,46 @@ def test_short_video_is_an_error(tmp_path):
 def test_unreadable_and_missing_video(tmp_path):
     bad = tmp_path / "bad.avi"
     bad.write_bytes(b"RIFF0000AVI garbage")
-    with pytest.raises(VideoError, match=r"bad.avi: cannot open video|bad.avi: only 0 decodable"):
+    with pytest.raises(VideoError, match=r"bad.avi: cannot open video|bad.avi: only 0 decodable") as info:
         sample_video(bad, 32)
+    assert FIX in str(info.value)
     with pytest.raises(VideoError, match=r"missing.avi: video not found"):
-        count_frames(tmp_path / "missing.avi")
+        decode_clip(tmp_path / "missing.avi", 32)
+
+
+def test_ffmpeg_log_does_not_reach_the_terminal(tmp_path, capfd):
+    path = write_textured_avi(tmp_path / "cut.avi", 45)
+    data = path.read_bytes()
+    path.write_bytes(data[:int(len(data) * 0.6)])
+    with pytest.raises(VideoError, match="Packet corrupt"):
+        decode_clip(path, 32)
+    out, err = capfd.readouterr()
+    assert "Packet corrupt" not in out + err and "damaged" not in out + err
+    assert av.logging.get_level() is None  # PyAV's default (silent) is restored
+
+
+def test_sample_videos_same_results_for_any_number_of_processes(tmp_path):
+    paths = [write_avi(tmp_path / f"clip{i}.avi", n) for i, n in enumerate((12, 20, 9, 15, 11))]
+    paths.insert(2, write_textured_avi(tmp_path / "textured.avi", 30))
+    serial = list(sample_videos(paths, 32, processes=1))
+    parallel = list(sample_videos(paths, 32, processes=2))
+    assert [n for n, _, _ in serial] == [12, 20, 30, 9, 15, 11]  # input order
+    assert [n for n, _, _ in parallel] == [n for n, _, _ in serial]
+    for (_, positions_1, flow_1), (_, positions_2, flow_2) in zip(serial, parallel):
+        assert positions_1.dtype == positions_2.dtype == np.uint8
+        assert positions_1.tobytes() == positions_2.tobytes() and flow_1.tobytes() == flow_2.tobytes()
+    _, positions, flow = sample_video(paths[2], 32)
+    assert (serial[2][1] == positions).all() and (serial[2][2] == flow).all()
+
+
+def test_sample_videos_worker_error_names_the_file(tmp_path):
+    paths = [write_avi(tmp_path / f"clip{i}.avi", 12) for i in range(3)]
+    paths.insert(1, write_avi(tmp_path / "short.avi", 8))
+    results = sample_videos(paths, 32, processes=2)
+    assert next(results)[0] == 12  # clips before the bad one come through
+    with pytest.raises(VideoError) as info:
+        next(results)
+    assert str(info.value).startswith(f"{paths[1]}: only 8 decodable frame(s)")
+    assert info.value.__cause__ is None and info.value.__context__ is None  # no traceback of the pool
+    with pytest.raises(ValueError, match="processes"):
+        next(sample_videos(paths, 32, processes=0))

@@ -1,24 +1,44 @@
 """Video decoding and frame choice for HMDB51 clips.
 
-OpenCV's reported frame count (CAP_PROP_FRAME_COUNT) comes from the container and
-can exceed what decodes (HMDB51's AVIs often report one frame too many), so the
-frame count used here is always the number of frames that actually decode.
+Each clip is decoded once, in one pass, with PyAV (FFmpeg), single-threaded: every frame
+that decodes, in display order. Damage is an error, never a silent grey or missing frame:
+
+- the decoder runs with `err_detect=explode`, so a slice it would conceal (grey or smeared
+  blocks) raises instead, at the frame it belongs to;
+- a frame the decoder flags corrupt, a packet the demuxer flags corrupt (cut short), or an
+  error FFmpeg logs while decoding is damage too;
+- fewer packets than the file's index lists (AVI idx1) is damage: a chunk header was hit
+  and the frame skipped before the decoder could see it;
+- fewer decodable frames than the container's header claims is truncation. The header may
+  claim one frame more than decodes (HMDB51's DivX AVIs do, 243 vs 242, 82 vs 81: one of
+  their chunks is a 1-byte placeholder without a picture), so a shortfall of
+  `HEADER_SLACK` frame is accepted; the frame count used is always the number that decode.
+
+FFmpeg's log goes nowhere while a clip decodes (PyAV's default) except into the message of
+the VideoError, which names the file, the problem, FFmpeg's words for it, and what to do.
 """
 from __future__ import annotations
 
+import multiprocessing
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
+import av
+import av.logging
 import cv2
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from twostream.data.images import pad_resize
+from twostream.errors import VideoError
 from twostream.params import FRAME_POSITIONS
 
 FLOW_FRAMES = 9  # 9 frames -> 8 consecutive pairs -> 8 flow images
-
-
-class VideoError(ValueError):
-    """A video that cannot be opened, decoded, or is too short."""
+HEADER_SLACK = 1  # frames the container may claim beyond those that decode (HMDB51's AVIs: one)
+FIX = "replace the file or remove it from the split lists"
+_MAX_LOG_LINES = 4  # FFmpeg log lines quoted in an error message
 
 
 def position_indices(n: int) -> dict[str, int]:
@@ -48,54 +68,183 @@ def flow_frame_indices(n: int) -> list[int]:
     return [*before.tolist(), mid, *after.tolist()]
 
 
-def _open(path: Path) -> cv2.VideoCapture:
+def decode_clip(path: Path, size: int) -> np.ndarray:
+    """Every frame of the clip at `path`, in order, zero-padded to a square and resized: (n, size, size, 3) RGB uint8.
+
+    Raises VideoError if the file is missing or cannot be opened, if any frame is damaged,
+    or if the file holds fewer frames than its header claims (beyond HEADER_SLACK).
+    """
+    frames = _decode_frames(path)
+    return _rgb_frames(frames, range(len(frames)), size)
+
+
+def _rgb_frames(frames: list[av.VideoFrame], indices: Iterable[int], size: int) -> np.ndarray:
+    """The frames at `indices` as RGB, padded and resized with `pad_resize`: (len(indices), size, size, 3)."""
+    to_rgb = VideoReformatter()  # one conversion context for the clip (a frame's own is rebuilt per frame: 3x slower)
+    return np.stack([pad_resize(to_rgb.reformat(frames[i], format="rgb24").to_ndarray(), size) for i in indices])
+
+
+def _decode_frames(path: Path) -> list[av.VideoFrame]:
+    """Decode the whole clip once, checking every frame; the frames stay in the decoder's format (YUV)."""
     if not path.is_file():
-        raise VideoError(f"{path}: video not found")
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise VideoError(f"{path}: cannot open video (corrupt or unsupported codec)")
-    return capture
-
-
-def count_frames(path: Path) -> int:
-    """Number of frames that decode (not the container's claim)."""
-    capture = _open(path)
+        raise VideoError(f"{path}: video not found; check the dataset download or the split lists")
+    level, skip_repeated = av.logging.get_level(), av.logging.get_skip_repeated()
+    av.logging.set_level(av.logging.WARNING)  # hand FFmpeg's warnings and errors to the capture below
+    av.logging.set_skip_repeated(False)  # else a clip's first error is dropped if the previous clip ended on it
     try:
-        n = 0
-        while capture.grab():
-            n += 1
-        return n
+        # local=False: FFmpeg may log from its own threads; one clip decodes at a time per process
+        with av.logging.Capture(local=False) as logs:
+            return _decode(path, logs)
     finally:
-        capture.release()
+        av.logging.set_level(level)
+        av.logging.set_skip_repeated(skip_repeated)
 
 
-def read_frames(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
-    """Decode the frames at `indices` (RGB uint8), in one sequential pass."""
-    wanted = set(indices)
-    frames: dict[int, np.ndarray] = {}
-    capture = _open(path)
+def _decode(path: Path, logs: list[tuple[int, str, str]]) -> list[av.VideoFrame]:
     try:
-        for index in range(max(wanted) + 1):
-            if not capture.grab():
-                raise VideoError(f"{path}: frame {index} does not decode (needed frames {sorted(wanted)})")
-            if index in wanted:
-                ok, frame = capture.retrieve()
-                if not ok:
-                    raise VideoError(f"{path}: frame {index} does not decode")
-                frames[index] = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-    finally:
-        capture.release()
+        container = av.open(str(path), mode="r")
+    except av.FFmpegError as exc:
+        raise VideoError(f"{path}: cannot open video ({_detail(logs, exc)}); {FIX}") from None
+    with container:
+        if not container.streams.video:
+            raise VideoError(f"{path}: cannot open video (no video stream in the file); {FIX}")
+        stream = container.streams.video[0]
+        claimed = stream.frames  # the header's frame count; 0 when the container does not say
+        indexed = len(stream.index_entries)  # frames in the file's index (AVI idx1) read at open; grows while demuxing
+        context = stream.codec_context
+        context.options = {"err_detect": "explode"}  # concealed errors become exceptions
+        context.thread_type = "NONE"  # one thread: errors surface at the frame they belong to
+        context.thread_count = 1
+
+        frames: list[av.VideoFrame] = []
+        packets = 0  # packets with data: about one per frame
+        packet_iter = container.demux(stream)
+        damage: str | None = None
+        bad_frame = 0  # 1-based number of the first frame that does not decode cleanly
+        cut_short = False  # the demuxer flagged that packet incomplete (it ran into the end of the file)
+        try:
+            for packet in packet_iter:
+                packets += packet.size > 0
+                bad_frame, cut_short, errors_before = len(frames) + 1, packet.is_corrupt, _error_count(logs)
+                for frame in packet.decode():
+                    if frame.is_corrupt:  # concealed damage that err_detect did not turn into an exception
+                        bad_frame, damage = len(frames) + 1, _detail(logs) or "the decoder flagged the frame corrupt"
+                        break
+                    frames.append(frame)
+                if damage is None and (packet.is_corrupt or _error_count(logs) > errors_before):
+                    damage = _detail(logs) or "the demuxer flagged the packet incomplete"
+                if damage is not None:
+                    break
+        except av.FFmpegError as exc:  # the decoder (err_detect=explode) or the demuxer gave up
+            damage = _detail(logs, exc)
+        if damage is not None:
+            in_file = packets + _count_rest(packet_iter)
+            of = f" of {claimed}" if claimed else ""
+            # cut off: the damage is in the last packet the file holds, the index (at the end of an AVI) is
+            # gone, and that packet was cut short or frames the header claims are missing
+            at_end = bad_frame >= in_file - 1 and indexed <= in_file
+            if at_end and (cut_short or (claimed and in_file < claimed - HEADER_SLACK)):
+                raise VideoError(f"{path}: truncated video: the file ends inside frame {bad_frame}{of} "
+                                 f"({len(frames)} frames decode; {damage}); {FIX}")
+            raise VideoError(f"{path}: damaged video: frame {bad_frame}{of} does not decode ({damage}); {FIX}")
+    n = len(frames)
+    if packets < indexed:  # a chunk the index lists was skipped: its header is damaged (the decoder saw nothing)
+        raise VideoError(f"{path}: damaged video: only {packets} of the {indexed} frames in the file's index "
+                         f"can be read (damaged chunk headers); {FIX}")
+    if claimed and n < claimed - HEADER_SLACK:
+        raise VideoError(f"{path}: truncated video: {n} of {claimed} frames decode "
+                         f"(the file holds fewer frames than its header claims); {FIX}")
+    if n == 0:
+        raise VideoError(f"{path}: damaged video: no frame decodes ({_detail(logs) or 'no video data'}); {FIX}")
     return frames
+
+
+def _count_rest(packet_iter: Iterator[av.Packet]) -> int:
+    """Packets with data left in the file (demuxed only, not decoded): tells a cut-off file from inner damage."""
+    count = 0
+    try:
+        for packet in packet_iter:
+            count += packet.size > 0
+    except av.FFmpegError:
+        pass
+    return count
+
+
+def _error_count(logs: list[tuple[int, str, str]]) -> int:
+    return sum(1 for level, _, _ in logs if level <= av.logging.ERROR)
+
+
+def _detail(logs: list[tuple[int, str, str]], exc: BaseException | None = None) -> str:
+    """FFmpeg's own words for the problem, on one line: the logged warnings and errors, then the exception."""
+    lines: list[str] = []
+    for _, name, message in logs:
+        line = " ".join(message.split()).removesuffix(".")
+        line = f"{name}: {line}" if name else line
+        if line and line not in lines:
+            lines.append(line)
+    if len(lines) > _MAX_LOG_LINES:
+        lines = [*lines[:_MAX_LOG_LINES], f"... {len(lines) - _MAX_LOG_LINES} more"]
+    if exc is not None:
+        text = " ".join((getattr(exc, "strerror", None) or str(exc) or type(exc).__name__).split())
+        if not any(text in line for line in lines):
+            lines.append(text)
+    return "; ".join(lines)
 
 
 def sample_video(path: Path, size: int) -> tuple[int, np.ndarray, np.ndarray]:
     """Decodable frame count, the 5 position frames (5, S, S, 3) and the 9 flow frames (9, S, S, 3)."""
-    n = count_frames(path)
+    frames = _decode_frames(path)  # the one decode of decode_clip; only the 14 frames used are converted
+    n = len(frames)
     if n < FLOW_FRAMES:
         raise VideoError(f"{path}: only {n} decodable frame(s); at least {FLOW_FRAMES} are needed for flow")
     positions = position_indices(n)
-    flow_indices = flow_frame_indices(n)
-    frames = read_frames(path, [*positions.values(), *flow_indices])
-    resized = {i: pad_resize(f, size) for i, f in frames.items()}
-    return (n, np.stack([resized[positions[p]] for p in FRAME_POSITIONS]),
-            np.stack([resized[i] for i in flow_indices]))
+    wanted = [*(positions[p] for p in FRAME_POSITIONS), *flow_frame_indices(n)]
+    converted = _rgb_frames(frames, wanted, size)
+    return n, converted[:len(FRAME_POSITIONS)], converted[len(FRAME_POSITIONS):]
+
+
+def sample_videos(paths: Iterable[Path], size: int, processes: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """`sample_video` for each clip, in input order, decoded by `processes` worker processes.
+
+    processes=1 decodes in this process. The results are the same whatever `processes` is.
+    At most 2 * processes clips are in flight, so memory does not grow with the number of
+    clips. The first damaged clip (in input order) raises its VideoError here.
+    """
+    if processes < 1:
+        raise ValueError(f"processes must be >= 1, got {processes}")
+    if processes == 1:
+        for path in paths:
+            yield sample_video(path, size)
+        return
+    # spawn: no fork of a parent that may hold threads (torch, OpenCV, FFmpeg); the worker is importable
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_init_worker) as pool:
+        pending: deque[Future] = deque()
+        try:
+            for path in paths:
+                pending.append(pool.submit(_sample_in_worker, path, size))
+                if len(pending) >= 2 * processes:
+                    yield _result(pending.popleft())
+            while pending:
+                yield _result(pending.popleft())
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def _init_worker() -> None:
+    cv2.setNumThreads(1)  # the pool is the parallelism; OpenCV's threads would oversubscribe the cores
+
+
+def _sample_in_worker(path: Path, size: int) -> tuple[tuple[int, np.ndarray, np.ndarray] | None, str | None]:
+    try:
+        return sample_video(path, size), None
+    except VideoError as exc:  # returned, not raised: the parent raises it without the pool's traceback
+        return None, str(exc)
+
+
+def _result(future: Future) -> tuple[int, np.ndarray, np.ndarray]:
+    sample, error = future.result()
+    if error is not None:
+        raise VideoError(error)
+    return sample
