@@ -1,43 +1,35 @@
-"""Stage finetune: the Stanford40 frame model fine-tuned on HMDB51 frames (all layers trainable).
-
-Also the frame-position study: with --position it trains on another study frame, and
-with --metrics it scores the HMDB51 test set at that position.
-"""
+"""Stage finetune@<position>: the Stanford40 frame model fine-tuned on HMDB51 frames at one frame
+position (all layers trainable). The model at params `frames.position` is the pipeline's HMDB51
+frame model; the five together are the frame-position study."""
 from pathlib import Path
 
-from twostream.classes import HMDB51_CLASSES
+from twostream.checkpoint import checkpoint_meta, load_model, spec_of
 from twostream.cli import run_stage, stage_parser
-from twostream.datasets import FrameDataset, hmdb51_split
-from twostream.io import write_json
+from twostream.datasets import FrameDataset, hmdb51_subset
+from twostream.model_table import BY_STAGE
 from twostream.params import FRAME_POSITIONS
-from twostream.pipeline import evaluate_on_test, load_model, model_meta, run_training
-from twostream.train import load_checkpoint, seed_everything
+from twostream.train import seed_everything, stage_params, train_stage
+
+STAGE = "finetune"
 
 
-def main(args, params):
+def main(args, params, runtime):
     seed_everything(params.seed)
-    frames = Path(args.frames)
-    position = args.position or params.frames.position
+    entry, frames = BY_STAGE[STAGE], Path(args.frames)
     augment = params.augment if params.finetune.augment else None
-    train_set = FrameDataset(hmdb51_split(frames, None, "train"), augment, position)
-    val_set = FrameDataset(hmdb51_split(frames, None, "val"), None, position)
-    model, _ = load_model(Path(args.init))
-    meta = model_meta("spatial", model, "hmdb51", HMDB51_CLASSES, params, position=position)
-    run_training("finetune", model, train_set, val_set, params, Path(args.out),
-                 Path(args.live) if args.live else None, meta)
-    if args.metrics:
-        checkpoint = load_checkpoint(Path(args.out))
-        test_set = FrameDataset(hmdb51_split(frames, None, "test"), None, position)
-        record, _, _ = evaluate_on_test(model, checkpoint, test_set, params)
-        write_json(args.metrics, {"position": position, **record})
+    train, val = hmdb51_subset(frames, None, "train"), hmdb51_subset(frames, None, "val")
+    model, init = load_model(Path(args.init))
+    meta = checkpoint_meta(spec_of(init), model, entry.dataset, entry.classes, train.image_size,
+                           stage_params(params, STAGE, position=args.position), position=args.position)
+    train_stage(STAGE, model, FrameDataset(train, augment, args.position), FrameDataset(val, None, args.position),
+                params, runtime, Path(args.out), Path(args.curves), meta)
 
 
 if __name__ == "__main__":
     parser = stage_parser(__doc__)
     parser.add_argument("--frames", required=True, help="sample_frames' output directory")
     parser.add_argument("--init", required=True, help="the trained Stanford40 frame model")
+    parser.add_argument("--position", required=True, choices=FRAME_POSITIONS, help="frame position")
     parser.add_argument("--out", required=True, help="model file to write")
-    parser.add_argument("--live", help="DVCLive directory for the training curves")
-    parser.add_argument("--position", choices=FRAME_POSITIONS, help="frame position (default: frames.position)")
-    parser.add_argument("--metrics", help="also score the test set and write this metrics file")
+    parser.add_argument("--curves", required=True, help="directory for the per-epoch curves (TSV)")
     run_stage(main, parser)

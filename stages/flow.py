@@ -1,23 +1,26 @@
 """Stage flow: 8 optical-flow images per HMDB51 clip from its 9 flow frames."""
-import shutil
 from pathlib import Path
 
 from twostream.cli import log, run_stage, stage_parser
-from twostream.data.splits import SPLITS
+from twostream.data.manifests import manifest_name, read_manifest, write_manifest
 from twostream.flow import flow_images
 from twostream.io import atomic_dir, load_array, open_array
+from twostream.params import FLOW_PAIRS, SUBSETS
 
 
-def main(args, params):
+def main(args, params, runtime):
     frames_dir = Path(args.frames)
-    log.info("flow method %s on %s", params.flow.method, params.flow.device)
+    log.info("flow method %s, device %s", params.flow.method, runtime.device)
     with atomic_dir(args.out) as tmp:
-        for split in SPLITS:
-            frames = load_array(frames_dir / f"hmdb51_{split}_flow_frames.npy")
+        for subset in SUBSETS:
+            name = manifest_name("hmdb51", subset)
+            manifest = read_manifest(frames_dir / name, "hmdb51")
+            frames = load_array(frames_dir / f"hmdb51_{subset}_flow_frames.npy")
             n, _, size, _, channels = frames.shape
-            with open_array(tmp / f"hmdb51_{split}.npy", (n, frames.shape[1] - 1, size, size, channels)) as out:
-                flow_images(frames, params.flow, out=out)
-            shutil.copyfile(frames_dir / f"hmdb51_{split}.csv", tmp / f"hmdb51_{split}.csv")
+            with open_array(tmp / f"hmdb51_{subset}.npy", (n, FLOW_PAIRS, size, size, channels)) as out:
+                flow_images(frames, params.flow, out=out, progress=runtime.progress, device=runtime.device,
+                            batch_size=runtime.flow_batch_size)
+            write_manifest(manifest, tmp / name)
 
 
 if __name__ == "__main__":

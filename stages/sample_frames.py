@@ -4,32 +4,34 @@ from pathlib import Path
 from tqdm import tqdm
 
 from twostream.cli import log, run_stage, stage_parser
-from twostream.data.splits import COLUMNS, SPLITS
-from twostream.data.video import FLOW_FRAMES, sample_video
-from twostream.io import atomic_dir, open_array, read_csv
-from twostream.params import FRAME_POSITIONS
+from twostream.data.manifests import manifest_name, read_manifest, write_manifest
+from twostream.data.video import sample_videos
+from twostream.io import atomic_dir, open_array
+from twostream.params import FLOW_FRAMES, FRAME_POSITIONS, SUBSETS
 
 
-def main(args, params):
+def main(args, params, runtime):
     root, size = Path(args.raw), params.image.size
     with atomic_dir(args.out) as tmp:
-        for split in SPLITS:
-            manifest = read_csv(Path(args.manifests) / f"hmdb51_{split}.csv", COLUMNS)
+        for subset in SUBSETS:
+            name = manifest_name("hmdb51", subset)
+            manifest = read_manifest(Path(args.manifests) / name, "hmdb51")
             n_clips, frame = len(manifest), (size, size, 3)
             counts = []
-            positions_path, flow_path = tmp / f"hmdb51_{split}_positions.npy", tmp / f"hmdb51_{split}_flow_frames.npy"
-            with open_array(positions_path, (n_clips, len(FRAME_POSITIONS), *frame)) as positions, \
-                    open_array(flow_path, (n_clips, FLOW_FRAMES, *frame)) as flow_frames:
-                for i, path in enumerate(tqdm(manifest["path"], desc=f"hmdb51 {split}", unit="video")):
-                    n, positions[i], flow_frames[i] = sample_video(root / path, size)
+            with open_array(tmp / f"hmdb51_{subset}_positions.npy", (n_clips, len(FRAME_POSITIONS), *frame)) as positions, \
+                    open_array(tmp / f"hmdb51_{subset}_flow_frames.npy", (n_clips, FLOW_FRAMES, *frame)) as flow_frames:
+                clips = sample_videos([root / p for p in manifest["path"]], size, runtime.cpu_processes())
+                for i, (n, study_frames, flow_input) in enumerate(tqdm(
+                        clips, total=n_clips, desc=f"hmdb51 {subset}", unit="video", disable=not runtime.progress)):
+                    positions[i], flow_frames[i] = study_frames, flow_input
                     counts.append(n)
-            manifest.assign(n_frames=counts).to_csv(tmp / f"hmdb51_{split}.csv", index=False)
-            log.info("hmdb51 %s: %d clips, %d-%d decodable frames", split, len(counts), min(counts), max(counts))
+            write_manifest(manifest.assign(n_frames=counts), tmp / name)
+            log.info("hmdb51 %s: %d clips, %d-%d decodable frames", subset, len(counts), min(counts), max(counts))
 
 
 if __name__ == "__main__":
     parser = stage_parser(__doc__)
     parser.add_argument("--raw", required=True, help="raw HMDB51 directory")
-    parser.add_argument("--manifests", required=True, help="split's manifest directory")
+    parser.add_argument("--manifests", required=True, help="the split stage's manifest directory")
     parser.add_argument("--out", required=True, help="output directory")
     run_stage(main, parser)

@@ -1,27 +1,28 @@
-"""Stage split: train/val/test manifests (CSV) for Stanford40 and HMDB51."""
+"""Stage split: train/val/test manifests (CSV: path, label, class) for Stanford40 and HMDB51."""
 from pathlib import Path
 
 from twostream.cli import log, run_stage, stage_parser
-from twostream.data import splits
+from twostream.data import layout, splits
+from twostream.data.manifests import manifest_name, write_manifest
 from twostream.io import atomic_dir
 
 
-def main(args, params):
+def main(args, params, runtime):
     raw, s = Path(args.raw), params.split
+    stanford40_root, hmdb51_root = raw / layout.STANFORD40, raw / layout.HMDB51
     if s.lists == "seed":
         log.info("using the seed authors' exact split lists")
-        stanford = splits.seed_stanford40(raw / "stanford40", s.oversample)
-        hmdb = splits.seed_hmdb51(raw / "hmdb51")
+        stanford = splits.seed_stanford40(stanford40_root, s.oversample)
+        hmdb = splits.seed_hmdb51(hmdb51_root)
     else:
-        stanford = splits.split_stanford40(splits.stanford40_items(raw / "stanford40"), s.test_fraction,
+        stanford = splits.split_stanford40(splits.stanford40_items(stanford40_root), s.test_fraction,
                                            s.val_fraction, params.seed, s.oversample)
-        hmdb = splits.split_hmdb51(splits.hmdb51_items(raw / "hmdb51", s.hmdb51_split), s.val_fraction,
-                                   params.seed)
+        hmdb = splits.split_hmdb51(splits.hmdb51_items(hmdb51_root, s.hmdb51_fold), s.val_fraction, params.seed)
     with atomic_dir(args.out) as tmp:
-        for dataset, parts in (("stanford40", stanford), ("hmdb51", hmdb)):
-            for name, frame in parts.items():
-                frame.to_csv(tmp / f"{dataset}_{name}.csv", index=False)
-                log.info("%s %s: %d items, %d unique", dataset, name, len(frame), frame["path"].nunique())
+        for dataset, subsets in ((layout.STANFORD40, stanford), (layout.HMDB51, hmdb)):
+            for subset, frame in subsets.items():
+                write_manifest(frame, tmp / manifest_name(dataset, subset))
+                log.info("%s %s: %d items, %d unique", dataset, subset, len(frame), frame["path"].nunique())
 
 
 if __name__ == "__main__":

@@ -1,27 +1,31 @@
 """Stage train_flow: ResNet-18 on stacks of 8 flow images (24 channels), HMDB51."""
 from pathlib import Path
 
-from twostream.classes import HMDB51_CLASSES, NUM_CLASSES
+from twostream.checkpoint import checkpoint_meta
+from twostream.classes import NUM_CLASSES
 from twostream.cli import run_stage, stage_parser
-from twostream.datasets import FlowDataset, hmdb51_split
-from twostream.models import temporal_model
-from twostream.pipeline import model_meta, run_training
-from twostream.train import seed_everything
+from twostream.datasets import FlowDataset, hmdb51_subset
+from twostream.model_table import BY_STAGE
+from twostream.models import ModelSpec, build_model
+from twostream.train import seed_everything, stage_params, train_stage
+
+STAGE = "train_flow"
 
 
-def main(args, params):
+def main(args, params, runtime):
     seed_everything(params.seed)
-    flow = Path(args.flow)
-    train_set = FlowDataset(hmdb51_split(None, flow, "train"))
-    val_set = FlowDataset(hmdb51_split(None, flow, "val"))
-    model = temporal_model(NUM_CLASSES, pretrained=params.model.pretrained == "imagenet")
-    meta = model_meta("temporal", model, "hmdb51", HMDB51_CLASSES, params)
-    run_training("train_flow", model, train_set, val_set, params, Path(args.out), Path(args.live), meta)
+    entry, flow = BY_STAGE[STAGE], Path(args.flow)
+    train, val = hmdb51_subset(None, flow, "train"), hmdb51_subset(None, flow, "val")
+    spec = ModelSpec.fresh(entry.kind, NUM_CLASSES, params.model)
+    model = build_model(spec)
+    meta = checkpoint_meta(spec, model, entry.dataset, entry.classes, train.image_size, stage_params(params, STAGE))
+    train_stage(STAGE, model, FlowDataset(train), FlowDataset(val), params, runtime, Path(args.out),
+                Path(args.curves), meta)
 
 
 if __name__ == "__main__":
     parser = stage_parser(__doc__)
     parser.add_argument("--flow", required=True, help="flow stage's output directory")
     parser.add_argument("--out", required=True, help="model file to write")
-    parser.add_argument("--live", required=True, help="DVCLive directory for the training curves")
+    parser.add_argument("--curves", required=True, help="directory for the per-epoch curves (TSV)")
     run_stage(main, parser)

@@ -1,25 +1,30 @@
 """Stage train_fusion: the fine-tuned frame model and the flow model joined by a 1x1 conv fusion."""
 from pathlib import Path
 
-from twostream.classes import HMDB51_CLASSES, NUM_CLASSES
+from twostream.checkpoint import checkpoint_meta, load_model, spec_of
+from twostream.classes import NUM_CLASSES
 from twostream.cli import run_stage, stage_parser
-from twostream.datasets import TwoStreamDataset, hmdb51_split
-from twostream.models import TwoStream
-from twostream.pipeline import load_model, model_meta, run_training
-from twostream.train import seed_everything
+from twostream.datasets import TwoStreamDataset, hmdb51_subset
+from twostream.model_table import BY_STAGE
+from twostream.models import ModelSpec, build_model
+from twostream.train import seed_everything, stage_params, train_stage
+
+STAGE = "train_fusion"
 
 
-def main(args, params):
+def main(args, params, runtime):
     seed_everything(params.seed)
-    frames, flow, position = Path(args.frames), Path(args.flow), params.frames.position
+    entry, frames, flow, position = BY_STAGE[STAGE], Path(args.frames), Path(args.flow), params.frames.position
     augment = params.augment if params.train_fusion.augment else None
-    train_set = TwoStreamDataset(hmdb51_split(frames, flow, "train"), augment, position)
-    val_set = TwoStreamDataset(hmdb51_split(frames, flow, "val"), None, position)
-    spatial, _ = load_model(Path(args.spatial))
-    temporal, _ = load_model(Path(args.temporal))
-    model = TwoStream(spatial, temporal, NUM_CLASSES)
-    meta = model_meta("twostream", model, "hmdb51", HMDB51_CLASSES, params, position=position)
-    run_training("train_fusion", model, train_set, val_set, params, Path(args.out), Path(args.live), meta)
+    train, val = hmdb51_subset(frames, flow, "train"), hmdb51_subset(frames, flow, "val")
+    (spatial, spatial_checkpoint), (temporal, _) = load_model(Path(args.spatial)), load_model(Path(args.temporal))
+    spec = ModelSpec(entry.kind, NUM_CLASSES, pretrained=False,
+                     transform_input=spec_of(spatial_checkpoint).transform_input)
+    model = build_model(spec, streams=(spatial, temporal))
+    meta = checkpoint_meta(spec, model, entry.dataset, entry.classes, train.image_size,
+                           stage_params(params, STAGE, position=position), position=position)
+    train_stage(STAGE, model, TwoStreamDataset(train, augment, position), TwoStreamDataset(val, None, position),
+                params, runtime, Path(args.out), Path(args.curves), meta)
 
 
 if __name__ == "__main__":
@@ -29,5 +34,5 @@ if __name__ == "__main__":
     parser.add_argument("--spatial", required=True, help="the fine-tuned HMDB51 frame model")
     parser.add_argument("--temporal", required=True, help="the HMDB51 flow model")
     parser.add_argument("--out", required=True, help="model file to write")
-    parser.add_argument("--live", required=True, help="DVCLive directory for the training curves")
+    parser.add_argument("--curves", required=True, help="directory for the per-epoch curves (TSV)")
     run_stage(main, parser)

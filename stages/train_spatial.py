@@ -1,28 +1,32 @@
 """Stage train_spatial: GoogLeNet on Stanford40 stills (12 classes)."""
 from pathlib import Path
 
-from twostream.classes import NUM_CLASSES, STANFORD40_CLASSES
+from twostream.checkpoint import checkpoint_meta
+from twostream.classes import NUM_CLASSES
 from twostream.cli import run_stage, stage_parser
-from twostream.datasets import FrameDataset, stanford40_split
-from twostream.models import spatial_model
-from twostream.pipeline import model_meta, run_training
-from twostream.train import seed_everything
+from twostream.datasets import FrameDataset, stanford40_subset
+from twostream.model_table import BY_STAGE
+from twostream.models import ModelSpec, build_model
+from twostream.train import seed_everything, stage_params, train_stage
+
+STAGE = "train_spatial"
 
 
-def main(args, params):
+def main(args, params, runtime):
     seed_everything(params.seed)
-    images = Path(args.images)
+    entry, images = BY_STAGE[STAGE], Path(args.images)
     augment = params.augment if params.train_spatial.augment else None
-    train_set = FrameDataset(stanford40_split(images, "train"), augment)
-    val_set = FrameDataset(stanford40_split(images, "val"), None)
-    model = spatial_model(NUM_CLASSES, pretrained=params.model.pretrained == "imagenet")
-    meta = model_meta("spatial", model, "stanford40", STANFORD40_CLASSES, params)
-    run_training("train_spatial", model, train_set, val_set, params, Path(args.out), Path(args.live), meta)
+    train, val = stanford40_subset(images, "train"), stanford40_subset(images, "val")
+    spec = ModelSpec.fresh(entry.kind, NUM_CLASSES, params.model)
+    model = build_model(spec)
+    meta = checkpoint_meta(spec, model, entry.dataset, entry.classes, train.image_size, stage_params(params, STAGE))
+    train_stage(STAGE, model, FrameDataset(train, augment), FrameDataset(val, None), params, runtime,
+                Path(args.out), Path(args.curves), meta)
 
 
 if __name__ == "__main__":
     parser = stage_parser(__doc__)
     parser.add_argument("--images", required=True, help="pad_resize's output directory")
     parser.add_argument("--out", required=True, help="model file to write")
-    parser.add_argument("--live", required=True, help="DVCLive directory for the training curves")
+    parser.add_argument("--curves", required=True, help="directory for the per-epoch curves (TSV)")
     run_stage(main, parser)

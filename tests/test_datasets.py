@@ -3,8 +3,10 @@ import pandas as pd
 import pytest
 import torch
 
-from twostream.datasets import FlowDataset, FrameDataset, LazyArray, Split, TwoStreamDataset, hmdb51_split
-from twostream.io import InputError
+from twostream.classes import HMDB51_CLASSES, STANFORD40_CLASSES
+from twostream.datasets import (FlowDataset, FrameDataset, LazyArray, SeededSampler, SubsetArrays, TwoStreamDataset,
+                                hmdb51_subset, sample_seed, stanford40_subset)
+from twostream.errors import InputError, ListError, MissingInputError
 from twostream.params import load_params
 from twostream.transforms import IMAGENET_MEAN, IMAGENET_STD
 
@@ -20,8 +22,9 @@ def write_hmdb51(tmp_path, n=4, size=32):
     flows = rng.integers(0, 256, (n, 8, size, size, 3), dtype=np.uint8)
     np.save(frames / "hmdb51_train_positions.npy", positions)
     np.save(flow / "hmdb51_train.npy", flows)
-    manifest = pd.DataFrame({"path": [f"clap/{i}.avi" for i in range(n)], "label": [0, 1, 2, 3][:n],
-                             "class": ["clap"] * n})
+    labels = [0, 1, 2, 3][:n]
+    manifest = pd.DataFrame({"path": [f"{HMDB51_CLASSES[k]}/{i}.avi" for i, k in enumerate(labels)],
+                             "label": labels, "class": [HMDB51_CLASSES[k] for k in labels]})
     manifest.to_csv(frames / "hmdb51_train.csv", index=False)
     manifest.to_csv(flow / "hmdb51_train.csv", index=False)
     return frames, flow, positions, flows
@@ -34,7 +37,7 @@ def expected_normalised(image_hwc):
 
 def test_flow_stack_is_24_normalised_channels_in_order(tmp_path):
     frames, flow, _, flows = write_hmdb51(tmp_path)
-    dataset = FlowDataset(hmdb51_split(None, flow, "train"))
+    dataset = FlowDataset(hmdb51_subset(None, flow, "train"))
     stack, label = dataset[2]
     assert stack.shape == (24, 32, 32) and stack.dtype == torch.float32 and label == 2
     for k in range(8):
@@ -43,14 +46,14 @@ def test_flow_stack_is_24_normalised_channels_in_order(tmp_path):
 
 def test_frame_dataset_picks_the_position(tmp_path):
     frames, _, positions, _ = write_hmdb51(tmp_path)
-    dataset = FrameDataset(hmdb51_split(frames, None, "train"), None, position="middle_last")
+    dataset = FrameDataset(hmdb51_subset(frames, None, "train"), None, position="middle_last")
     image, label = dataset[1]
     torch.testing.assert_close(image, expected_normalised(positions[1, 3]))
 
 
 def test_two_stream_pairs_the_same_clip(tmp_path):
     frames, flow, positions, flows = write_hmdb51(tmp_path)
-    dataset = TwoStreamDataset(hmdb51_split(frames, flow, "train"), None, position="middle")
+    dataset = TwoStreamDataset(hmdb51_subset(frames, flow, "train"), None, position="middle")
     (image, stack), label = dataset[3]
     torch.testing.assert_close(image, expected_normalised(positions[3, 2]))
     torch.testing.assert_close(stack[:3], expected_normalised(flows[3, 0]))
@@ -59,7 +62,7 @@ def test_two_stream_pairs_the_same_clip(tmp_path):
 
 def test_augmentation_only_when_asked(tmp_path):
     frames, _, positions, _ = write_hmdb51(tmp_path)
-    split = hmdb51_split(frames, None, "train")
+    split = hmdb51_subset(frames, None, "train")
     plain = FrameDataset(split, None, position="middle")
     augmented = FrameDataset(split, AUGMENT, position="middle")
     torch.manual_seed(0)
@@ -71,21 +74,21 @@ def test_augmentation_only_when_asked(tmp_path):
 
 def test_length_mismatch_names_the_manifest(tmp_path):
     with pytest.raises(InputError, match=r"m.csv: 3 rows but flow array has 2"):
-        Split({"flow": np.zeros((2, 8, 4, 4, 3), np.uint8)}, np.zeros(3), tmp_path / "m.csv")
+        SubsetArrays({"flow": np.zeros((2, 8, 4, 4, 3), np.uint8)}, np.zeros(3), tmp_path / "m.csv")
 
 
 def test_missing_array_says_what_to_run(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"hmdb51_val.npy: array not found; run `dvc repro`"):
-        hmdb51_split(None, tmp_path, "val")
+    with pytest.raises(MissingInputError, match=r"hmdb51_val.npy: array not found; run `dvc repro`"):
+        hmdb51_subset(None, tmp_path, "val")
 
 
 def test_frames_and_flow_manifests_must_list_the_same_clips(tmp_path):
     frames, flow, _, _ = write_hmdb51(tmp_path)
     other = pd.read_csv(flow / "hmdb51_train.csv")
-    other.loc[0, "path"] = "clap/other.avi"
+    other.loc[0, "path"] = "clap/other.avi"  # same class and label: only the clip differs
     other.to_csv(flow / "hmdb51_train.csv", index=False)
     with pytest.raises(InputError, match="list different clips"):
-        hmdb51_split(frames, flow, "train")
+        hmdb51_subset(frames, flow, "train")
 
 
 def test_lazy_array_pickles_as_its_path(tmp_path):
@@ -96,3 +99,105 @@ def test_lazy_array_pickles_as_its_path(tmp_path):
     restored = pickle.loads(pickle.dumps(array))
     assert len(pickle.dumps(array)) < 10_000  # not the 800 kB of data
     assert restored[99_999] == 99_999
+
+
+def test_manifests_are_checked_against_the_class_table(tmp_path):
+    frames, _, _, _ = write_hmdb51(tmp_path)
+    manifest = pd.read_csv(frames / "hmdb51_train.csv")
+    manifest.loc[2, "label"] = 7
+    manifest.to_csv(frames / "hmdb51_train.csv", index=False)
+    with pytest.raises(ListError, match=r"hmdb51_train.csv:4: drink/2.avi: label 7 contradicts class drink"):
+        hmdb51_subset(frames, None, "train")
+
+
+def test_stanford40_subset_and_image_size(tmp_path):
+    images = np.random.default_rng(1).integers(0, 256, (3, 48, 48, 3), dtype=np.uint8)
+    np.save(tmp_path / "stanford40_val.npy", images)
+    pd.DataFrame({"path": [f"JPEGImages/{STANFORD40_CLASSES[k]}_001.jpg" for k in (0, 5, 11)], "label": [0, 5, 11],
+                  "class": [STANFORD40_CLASSES[k] for k in (0, 5, 11)]}).to_csv(tmp_path / "stanford40_val.csv",
+                                                                              index=False)
+    subset = stanford40_subset(tmp_path, "val")
+    assert subset.image_size == 48 and subset.labels.tolist() == [0, 5, 11]
+    assert subset.manifest_path == tmp_path / "stanford40_val.csv"
+    image, label = FrameDataset(subset, None)[2]
+    torch.testing.assert_close(image, expected_normalised(images[2]))
+    assert label == 11
+
+
+def test_hmdb51_subset_needs_a_directory():
+    with pytest.raises(ValueError, match="needs frames_dir or flow_dir"):
+        hmdb51_subset(None, None, "train")
+
+
+# ----------------------------------------------------------------------------- keys (index, seed)
+
+def test_keyed_augmentation_is_drawn_from_the_key_alone(tmp_path):
+    """The same (index, seed) gives the same augmented sample, whatever the process RNG holds;
+    the process RNG is left as it was; another seed gives another draw; a plain index is the
+    index without a seed."""
+    frames, _, positions, _ = write_hmdb51(tmp_path)
+    augmented = FrameDataset(hmdb51_subset(frames, None, "train"), AUGMENT, position="middle")
+    torch.manual_seed(0)
+    first, label = augmented[(1, 1234)]
+    assert label == 1
+    torch.manual_seed(99)
+    state = torch.get_rng_state()
+    again, _ = augmented[(1, 1234)]
+    assert torch.equal(torch.get_rng_state(), state)  # process RNG untouched
+    torch.testing.assert_close(first, again, rtol=0, atol=0)
+    others = [augmented[(1, seed)][0] for seed in (1, 2, 3)]
+    assert all(not torch.equal(first, o) for o in others)
+    plain = FrameDataset(hmdb51_subset(frames, None, "train"), None, position="middle")
+    torch.testing.assert_close(plain[(1, 1234)][0], plain[1][0], rtol=0, atol=0)  # no augmentation: seed unused
+    torch.testing.assert_close(plain[(1, 1234)][0], expected_normalised(positions[1, 2]))
+
+
+def test_two_stream_keys_pair_the_same_clip(tmp_path):
+    frames, flow, positions, flows = write_hmdb51(tmp_path)
+    dataset = TwoStreamDataset(hmdb51_subset(frames, flow, "train"), AUGMENT, position="middle")
+    (image, stack), label = dataset[(3, 5)]
+    (image2, stack2), _ = dataset[(3, 5)]
+    assert label == 3 and torch.equal(image, image2)
+    torch.testing.assert_close(stack, stack2, rtol=0, atol=0)
+    torch.testing.assert_close(stack[:3], expected_normalised(flows[3, 0]))  # flow is never augmented
+
+
+def test_sample_seed_depends_on_seed_epoch_and_index():
+    seeds = {sample_seed(s, e, i) for s in (0, 1) for e in (0, 1) for i in (0, 1, 2)}
+    assert len(seeds) == 12
+    assert sample_seed(0, 3, 7) == sample_seed(0, 3, 7)
+    assert all(0 <= s < 2**32 for s in seeds)
+
+
+def test_seeded_sampler_is_a_function_of_seed_and_epoch():
+    data = list(range(20))
+
+    def epoch(sampler, number):
+        sampler.set_epoch(number)
+        return list(sampler)
+
+    one = SeededSampler(data, num_replicas=1, rank=0, shuffle=True, seed=7)
+    two = SeededSampler(data, num_replicas=1, rank=0, shuffle=True, seed=7)
+    assert epoch(one, 0) == epoch(two, 0) == epoch(one, 0)
+    pairs = epoch(one, 0)
+    assert sorted(i for i, _ in pairs) == data  # a permutation
+    assert [i for i, _ in pairs] != data  # shuffled
+    assert all(s == sample_seed(7, 0, i) for i, s in pairs)
+    assert epoch(one, 1) != pairs  # another epoch: another order and other seeds
+    other = SeededSampler(data, num_replicas=1, rank=0, shuffle=True, seed=8)
+    assert epoch(other, 0) != pairs
+
+
+def test_seeded_sampler_splits_the_permutation_between_ranks():
+    data = list(range(20))
+    whole = SeededSampler(data, num_replicas=1, rank=0, shuffle=True, seed=3)
+    ranks = [SeededSampler(data, num_replicas=2, rank=r, shuffle=True, seed=3) for r in (0, 1)]
+    for sampler in (whole, *ranks):
+        sampler.set_epoch(2)
+    parts = [list(sampler) for sampler in ranks]
+    assert [len(part) for part in parts] == [10, 10] and len(ranks[0]) == 10
+    indices = [{i for i, _ in part} for part in parts]
+    assert not indices[0] & indices[1]
+    assert indices[0] | indices[1] == set(data)
+    # the same permutation as one process, dealt out; every sample keeps its seed
+    assert sorted(parts[0] + parts[1]) == sorted(whole)

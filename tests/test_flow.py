@@ -8,17 +8,18 @@ import torch
 from torchvision.utils import flow_to_image
 
 from twostream import flow as flow_mod
-from twostream.flow import (RAFT_MIN_SIZE, FlowEstimator, flow_images, make_flow_fn,
-                            resolve_device)
+from twostream.device import resolve_device
+from twostream.errors import DeviceUnavailable
+from twostream.flow import DIS_PRESET, FlowEstimator, flow_images
 from twostream.io import open_array
-from twostream.params import FlowParams
+from twostream.params import FLOW_FRAMES, FLOW_PAIRS, RAFT_MIN_SIZE, FlowParams
 
 MARGIN = 16  # border excluded when measuring flow (content enters/leaves there)
 
 
-def params(method: str = "dis", batch_size: int = 16, device: str = "cpu") -> FlowParams:
-    return FlowParams(method=method, pretrained=False, raft_updates=2, batch_size=batch_size,
-                      device=device)
+def params(method: str = "dis") -> FlowParams:
+    """flow.* of params.yaml; the device and RAFT batch size are runtime settings, passed apart."""
+    return FlowParams(method=method, pretrained=False, raft_updates=2)
 
 
 def texture(side: int, seed: int = 0) -> np.ndarray:
@@ -73,8 +74,9 @@ def test_opencv_recovers_known_shift(method, dx, dy):
     assert abs(across) < 0.5, (mean_dx, mean_dy)
 
 
-def test_make_flow_fn_checks_pairs():
-    with make_flow_fn(params("dis")) as estimate:
+def test_flow_estimator_checks_pairs():
+    assert (FLOW_FRAMES, FLOW_PAIRS) == (9, 8) and DIS_PRESET == cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
+    with FlowEstimator(params("dis")) as estimate:
         with pytest.raises(ValueError, match=r"\(P, 2, S, S, 3\) uint8"):
             estimate(np.zeros((1, 3, 32, 32, 3), np.uint8))
         assert estimate(np.zeros((0, 2, 32, 32, 3), np.uint8)).shape == (0, 2, 32, 32)
@@ -172,7 +174,7 @@ def test_raft_shapes_and_out_in_place(method):
     frames = video(texture(192, seed=4), size, [2] * 8)[None]
     out = np.zeros((1, 8, size, size, 3), np.uint8)
     torch.manual_seed(0)
-    result = flow_images(frames, params(method, batch_size=8), out=out, progress=False)
+    result = flow_images(frames, params(method), out=out, progress=False, batch_size=8)
     assert result is out
     assert out.dtype == np.uint8 and out.shape == (1, 8, size, size, 3)
     assert out.any()
@@ -185,10 +187,10 @@ def test_raft_batches_span_videos():
     frames = np.stack([video(big, size, [1] * 8), video(big, size, [2] * 8, vertical=True)])
     pairs = np.stack([frames[:, :-1], frames[:, 1:]], axis=2).reshape(-1, 2, size, size, 3)
     torch.manual_seed(0)  # the same random weights for both
-    with FlowEstimator(params("raft_small", batch_size=3)) as estimate:
+    with FlowEstimator(params("raft_small"), batch_size=3) as estimate:
         small_batches = estimate(pairs)
     torch.manual_seed(0)
-    with FlowEstimator(params("raft_small", batch_size=16)) as estimate:
+    with FlowEstimator(params("raft_small"), batch_size=16) as estimate:
         one_batch = estimate(pairs)
     assert small_batches.shape == (16, 2, size, size)
     np.testing.assert_allclose(small_batches, one_batch, atol=1e-3)
@@ -231,13 +233,30 @@ def test_bad_out(out):
 
 def test_cuda_without_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(RuntimeError, match="train.device is 'cuda' but CUDA is not available"):
-        resolve_device("cuda", key="train.device")
+    with pytest.raises(DeviceUnavailable, match="device is 'cuda' but CUDA is not available.*in runtime.yaml"):
+        resolve_device("cuda")
     assert resolve_device("auto") == torch.device("cpu")
     assert resolve_device("cpu") == torch.device("cpu")
     frames = np.zeros((1, 9, RAFT_MIN_SIZE, RAFT_MIN_SIZE, 3), np.uint8)
-    with pytest.raises(RuntimeError, match="flow.device is 'cuda' but CUDA is not available"):
-        flow_images(frames, params("raft_small", device="cuda"), progress=False)
+    with pytest.raises(DeviceUnavailable, match="device is 'cuda' but CUDA is not available"):
+        flow_images(frames, params("raft_small"), progress=False, device="cuda")
+    assert issubclass(DeviceUnavailable, RuntimeError)
+
+
+def test_opencv_methods_ignore_a_cuda_device(monkeypatch, caplog):
+    """OpenCV flow runs on the CPU whatever runtime.yaml's device says (with a warning)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    frames = video(texture(64, seed=7), 32, [1] * 8)[None]
+    with caplog.at_level("WARNING", logger="twostream.flow"):
+        on_cuda = flow_images(frames, params("dis"), progress=False, device="cuda")
+    np.testing.assert_array_equal(on_cuda, flow_images(frames, params("dis"), progress=False))
+    assert any("runs on the CPU" in r.message for r in caplog.records)
+
+
+@pytest.mark.parametrize("method, batch_size, videos", [
+    ("raft_small", 16, 2), ("raft_large", 8, 1), ("raft_small", 12, 3), ("dis", 3, flow_mod.OPENCV_CHUNK_VIDEOS)])
+def test_chunks_hold_whole_raft_batches(method, batch_size, videos):
+    assert flow_mod._chunk_videos(method, batch_size) == videos
 
 
 def test_unknown_device_and_method():

@@ -1,15 +1,15 @@
 """The full setting (params-full.yaml over params.yaml) holds every number of the seed report."""
 import pandas as pd
 import pytest
-import yaml
 
 from twostream.data import splits
-from twostream.params import ParamsError, apply_overrides, main, parse_params, read_overrides
+from twostream.errors import ListError, ParamsError
+from twostream.params import apply_overrides, main, parse_params, read_overrides, read_yaml
 
 # The seed's numbers (ARCHITECTURE section 5), by dotted key.
 SEED = {
     "data.source": "real", "split.lists": "seed", "split.test_fraction": 0.1, "split.val_fraction": 0.1,
-    "split.oversample": True, "split.hmdb51_split": 1, "seed": 0,
+    "split.oversample": True, "split.hmdb51_fold": 1, "seed": 0,
     "image.size": 224, "frames.position": "middle",
     "flow.method": "raft_large", "flow.pretrained": True, "flow.raft_updates": 12,
     "model.pretrained": "imagenet",
@@ -31,7 +31,7 @@ SEED = {
 
 @pytest.fixture(scope="module")
 def full():
-    base = yaml.safe_load(open("params.yaml"))
+    base = read_yaml("params.yaml")
     return parse_params(apply_overrides(base, read_overrides("params-full.yaml")))
 
 
@@ -49,10 +49,26 @@ def test_overrides_print_dvc_set_params(capsys):
     assert "-S 'image.size=224'" in out and "-S 'flow.method=\"raft_large\"'" in out
 
 
+def test_several_override_files_apply_in_order(tmp_path, capsys):
+    later = tmp_path / "later.yaml"
+    later.write_text("image.size: 256\ntrain.batch_size: 16\n")
+    main(["params-full.yaml", str(later)])
+    out = capsys.readouterr().out
+    assert "-S 'image.size=256'" in out and "-S 'image.size=224'" not in out
+    assert "-S 'train.batch_size=16'" in out and "-S 'flow.method=\"raft_large\"'" in out
+    # the merged result is validated: a later file can make an earlier valid one invalid
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("image.size: 96\n")  # < 128 px with params-full's RAFT
+    with pytest.raises(SystemExit, match="error: image.size: torchvision's RAFT needs frames of at least 128"):
+        main(["params-full.yaml", str(bad)])
+    with pytest.raises(SystemExit, match="usage"):
+        main([])
+
+
 def test_unknown_override_key_is_an_error(tmp_path):
     path = tmp_path / "o.yaml"
     path.write_text("flow.metod: dis\n")
-    base = yaml.safe_load(open("params.yaml"))
+    base = read_yaml("params.yaml")
     with pytest.raises(ParamsError, match=r"o.yaml: flow.metod: no such key"):
         apply_overrides(base, read_overrides(path), str(path))
 
@@ -90,5 +106,5 @@ def test_seed_lists_reproduce_the_authors_counts(tmp_path):
 
 
 def test_seed_lists_on_synthetic_data_fail_clearly(tmp_path):
-    with pytest.raises(splits.SplitListError, match=r"split.lists: seed names 756 file\(s\) missing"):
+    with pytest.raises(ListError, match=r"split.lists: seed names 756 file\(s\) missing"):
         splits.seed_hmdb51(tmp_path)

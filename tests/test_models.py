@@ -8,7 +8,11 @@ from torchvision.models import GoogLeNet_Weights, ResNet18_Weights, googlenet, r
 
 from twostream import models
 from twostream.classes import NUM_CLASSES
+from twostream.errors import WeightsUnavailable
 from twostream.models import (
+    FLOW_CHANNELS,
+    MODEL_KINDS,
+    ModelSpec,
     TwoStream,
     build_model,
     count_parameters,
@@ -16,7 +20,7 @@ from twostream.models import (
     spatial_model,
     temporal_model,
 )
-from twostream.weights import WeightsUnavailable
+from twostream.params import ModelParams
 
 
 @pytest.fixture(scope="module")
@@ -59,13 +63,47 @@ def test_parameter_counts():
 
 
 def test_build_model_kinds():
-    assert count_parameters(build_model("spatial", NUM_CLASSES, False)) == 5_612_204
-    t = build_model("temporal", NUM_CLASSES, False, in_channels=6)
+    assert MODEL_KINDS == ("spatial", "temporal", "twostream") and FLOW_CHANNELS == 24
+    assert count_parameters(build_model(ModelSpec("spatial", NUM_CLASSES, False, False))) == 5_612_204
+    assert count_parameters(build_model(ModelSpec("temporal", NUM_CLASSES, False, False))) == 11_248_524
+    assert count_parameters(build_model(ModelSpec("twostream", NUM_CLASSES, False, False))) == 18_441_784
+    t = temporal_model(NUM_CLASSES, False, in_channels=6)  # build_model always builds 24-channel flow stacks
     assert t.conv1.in_channels == 6
     with pytest.raises(ValueError, match="unknown model kind"):
-        build_model("audio", NUM_CLASSES, False)
+        ModelSpec("audio", NUM_CLASSES, False, False)
     with pytest.raises(TypeError, match="bool"):
-        build_model("spatial", NUM_CLASSES, "none")
+        ModelSpec("spatial", NUM_CLASSES, "none", False)
+
+
+@pytest.mark.parametrize("pretrained, kind, transform_input", [
+    ("imagenet", "spatial", True), ("imagenet", "twostream", True), ("imagenet", "temporal", False),
+    ("none", "spatial", False), ("none", "twostream", False), ("none", "temporal", False),
+])
+def test_fresh_spec_follows_model_pretrained(pretrained, kind, transform_input):
+    spec = ModelSpec.fresh(kind, NUM_CLASSES, ModelParams(pretrained=pretrained))
+    assert spec == ModelSpec(kind, NUM_CLASSES, pretrained == "imagenet", transform_input)
+    assert spec.pretrained is (pretrained == "imagenet") and spec.transform_input is transform_input
+    assert ModelSpec.from_dict(spec.as_dict()) == spec
+    assert spec.as_dict() == {"kind": kind, "num_classes": NUM_CLASSES, "pretrained": pretrained == "imagenet",
+                              "transform_input": transform_input}
+
+
+@pytest.mark.parametrize("transform_input", [False, True])
+def test_build_model_sets_the_spec_transform_input(transform_input):
+    """A rebuilt model (pretrained False) keeps the input transform its weights were trained with."""
+    s = build_model(ModelSpec("spatial", NUM_CLASSES, False, transform_input))
+    assert s.transform_input is transform_input
+    f = build_model(ModelSpec("twostream", NUM_CLASSES, False, transform_input))
+    assert isinstance(f, TwoStream) and f.spatial.transform_input is transform_input
+
+
+def test_build_twostream_joins_given_streams():
+    s = spatial_model(NUM_CLASSES, pretrained=False)
+    t = temporal_model(NUM_CLASSES, pretrained=False)
+    f = build_model(ModelSpec("twostream", NUM_CLASSES, False, False), streams=(s, t))
+    assert f.spatial is s and f.temporal.layer4 is t.layer4
+    with pytest.raises(ValueError, match="spec says transform_input=True, the spatial stream has False"):
+        build_model(ModelSpec("twostream", NUM_CLASSES, False, True), streams=(s, t))
 
 
 def test_inflate_conv1_known_weights():
@@ -123,7 +161,7 @@ def test_unavailable_weights_propagate(monkeypatch, kind):
 
     monkeypatch.setattr(models, "load_pretrained", unavailable)
     with pytest.raises(WeightsUnavailable, match="not available"):
-        build_model(kind, NUM_CLASSES, pretrained=True)
+        build_model(ModelSpec(kind, NUM_CLASSES, pretrained=True, transform_input=kind == "spatial"))
 
 
 def _input_sensitive(model: nn.Module) -> nn.Module:
@@ -185,7 +223,8 @@ def test_fusion_shares_weights_and_drops_temporal_fc():
 @pytest.mark.parametrize("pretrained", [False, True])
 def test_fusion_applies_spatial_input_transform(fake_weights, pretrained):
     f = _fusion(pretrained_spatial=pretrained)
-    assert f.transform_input is pretrained
+    assert bool(f.spatial.transform_input) is pretrained  # TwoStream.transform_input is gone: one home
+    assert not hasattr(f, "transform_input")
     torch.manual_seed(3)
     frames, flow = torch.randn(2, 3, 64, 64), torch.randn(2, 24, 64, 64)
     with torch.no_grad():

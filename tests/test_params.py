@@ -1,15 +1,22 @@
 import copy
+import dataclasses
 
 import pytest
 import yaml
 
-from twostream.params import ParamsError, load_params, parse_params
+from twostream.errors import ParamsError
+from twostream.params import (FLOW_FRAMES, FLOW_PAIRS, RAFT_METHODS, RAFT_MIN_SIZE, SUBSETS, DownloadParams,
+                              RuntimeParams, load_params, load_runtime, parse_params, read_yaml, usable_cpus)
 
 
 @pytest.fixture(scope="module")
 def raw():
-    with open("params.yaml") as fh:
-        return yaml.safe_load(fh)
+    return read_yaml("params.yaml")
+
+
+@pytest.fixture(scope="module")
+def raw_runtime():
+    return read_yaml("runtime.yaml")
 
 
 def mutate(raw, dotted, value=None, delete=False):
@@ -31,8 +38,16 @@ def test_committed_params_are_valid():
     assert params.stage("train_flow").augment is False
 
 
+def test_constants():
+    assert (FLOW_FRAMES, FLOW_PAIRS) == (9, 8)
+    assert SUBSETS == ("train", "val", "test")
+    assert RAFT_METHODS == ("raft_small", "raft_large") and RAFT_MIN_SIZE == 128
+    assert usable_cpus() >= 1
+
+
 @pytest.mark.parametrize("dotted, value, message", [
-    ("image.size", -64, "image.size: must be >= 32"),
+    ("image.size", -64, "image.size: must be a multiple of 32 (>= 32)"),
+    ("image.size", 0, "image.size: must be a multiple of 32 (>= 32)"),
     ("flow.method", "lucas_kanade", "flow.method: 'lucas_kanade' is not one of dis, farneback, raft_small, raft_large"),
     ("split.test_fraction", 1.5, "split.test_fraction: must be a fraction in (0, 1)"),
     ("split.val_fraction", 0, "split.val_fraction: must be a fraction in (0, 1)"),
@@ -41,12 +56,20 @@ def test_committed_params_are_valid():
     ("train.amp", "yes", "train.amp: must be true or false"),
     ("data.synthetic.max_frames", 10, "data.synthetic.max_frames: must be >= min_frames"),
     ("augment.color_jitter", [0.4, 0.4], "augment.color_jitter: must be [brightness, contrast, saturation, hue]"),
-    ("split.hmdb51_split", 4, "split.hmdb51_split: must be 1, 2 or 3"),
+    ("split.hmdb51_fold", 4, "split.hmdb51_fold: must be 1, 2 or 3"),
 ])
 def test_bad_value_names_the_key(raw, dotted, value, message):
     with pytest.raises(ParamsError) as err:
         parse_params(mutate(raw, dotted, value))
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize("dotted", ["train.device", "train.num_workers", "train.pin_memory", "flow.device",
+                                    "flow.batch_size", "data.real", "split.hmdb51_split"])
+def test_runtime_and_renamed_keys_are_not_params(raw, dotted):
+    """How a stage runs lives in runtime.yaml; the old keys are now unknown to params.yaml."""
+    with pytest.raises(ParamsError, match=rf"^{dotted}: unknown key"):
+        parse_params(mutate(raw, dotted, 1))
 
 
 def test_unknown_key_is_rejected(raw):
@@ -67,7 +90,7 @@ def test_int_is_accepted_for_float(raw):
 def test_error_names_the_file(tmp_path, raw):
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(mutate(raw, "image.size", 0)))
-    with pytest.raises(ParamsError, match=rf"^{path}: image.size: must be >= 32"):
+    with pytest.raises(ParamsError, match=rf"^{path}: image.size: must be a multiple of 32 \(>= 32\)"):
         load_params(path)
     with pytest.raises(ParamsError, match="file not found"):
         load_params(tmp_path / "nope.yaml")
@@ -99,3 +122,71 @@ def test_raft_at_224_and_cyclic_with_defaults_are_valid(raw):
     params = parse_params(mutate(mutate(mutate(raw, "image.size", 224), "flow.method", "raft_small"),
                                  "train.schedule", "cyclic"))
     assert params.flow.method == "raft_small"
+    assert parse_params(mutate(mutate(raw, "image.size", 128), "flow.method", "raft_large")).image.size == 128
+
+
+# ----------------------------------------------------------------------------- YAML 1.2, as DVC reads it
+
+def test_read_yaml_parses_yaml_1_2_floats(tmp_path):
+    """PyYAML (YAML 1.1) reads `1e-3` and `.5`-less forms as strings; DVC, and read_yaml, read floats."""
+    path = tmp_path / "numbers.yaml"
+    path.write_text("a: 1e-3\nb: 1E-3\nc: .5\nd: 1.0e-3\ne: 3\nf: true\n")
+    values = read_yaml(path)
+    assert values == {"a": 1e-3, "b": 1e-3, "c": 0.5, "d": 1e-3, "e": 3, "f": True}
+    assert all(type(values[k]) is float for k in "abcd")
+    assert type(values["e"]) is int
+
+
+def test_params_with_lr_1e_minus_3_validate(tmp_path):
+    text = open("params.yaml").read()
+    assert "  lr: 1.0e-3\n" in text
+    path = tmp_path / "params.yaml"
+    path.write_text(text.replace("  lr: 1.0e-3\n", "  lr: 1e-3\n", 1))
+    assert "lr: 1e-3" in path.read_text()
+    params = load_params(path)
+    assert params.train_spatial.lr == 1e-3 and isinstance(params.train_spatial.lr, float)
+
+
+# ----------------------------------------------------------------------------- runtime.yaml
+
+def test_committed_runtime_is_valid():
+    runtime = load_runtime("runtime.yaml")
+    assert isinstance(runtime, RuntimeParams) and isinstance(runtime.downloads, DownloadParams)
+    assert runtime.device in ("auto", "cpu", "cuda")
+    assert runtime.downloads.hmdb51_videos_url.endswith("/hmdb51_org.rar")
+    # the old RealParams fields, all now in runtime.yaml's downloads group
+    assert [f.name for f in dataclasses.fields(DownloadParams)] == [
+        "cache_dir", "stanford40_images_url", "stanford40_splits_url", "hmdb51_videos_url", "hmdb51_splits_url"]
+
+
+def test_cpu_processes():
+    runtime = load_runtime("runtime.yaml")
+    assert dataclasses.replace(runtime, processes=3).cpu_processes() == 3
+    assert dataclasses.replace(runtime, processes=0).cpu_processes() == usable_cpus()
+
+
+@pytest.mark.parametrize("dotted, value, message", [
+    ("device", "tpu", "device: 'tpu' is not one of auto, cpu, cuda"),
+    ("nproc", 0, "nproc: must be > 0"),
+    ("num_workers", -1, "num_workers: must be >= 0"),
+    ("flow_batch_size", 0, "flow_batch_size: must be > 0"),
+    ("processes", -2, "processes: must be >= 0"),
+    ("pin_memory", "yes", "pin_memory: must be true or false"),
+    ("downloads.cache_dir", "  ", "downloads.cache_dir: must not be empty"),
+    ("downloads.hmdb51_splits_url", "", "downloads.hmdb51_splits_url: must not be empty"),
+    ("downloads.mirror", "x", "downloads.mirror: unknown key"),
+    ("seed", 0, "seed: unknown key"),
+])
+def test_bad_runtime_names_the_file_and_key(tmp_path, raw_runtime, dotted, value, message):
+    path = tmp_path / "runtime.yaml"
+    path.write_text(yaml.safe_dump(mutate(raw_runtime, dotted, value)))
+    with pytest.raises(ParamsError) as err:
+        load_runtime(path)
+    assert str(err.value).startswith(f"{path}: {message}")
+
+
+def test_missing_runtime_key(tmp_path, raw_runtime):
+    path = tmp_path / "runtime.yaml"
+    path.write_text(yaml.safe_dump(mutate(raw_runtime, "downloads.cache_dir", delete=True)))
+    with pytest.raises(ParamsError, match=rf"^{path}: downloads.cache_dir: missing key$"):
+        load_runtime(path)

@@ -1,8 +1,13 @@
 """The DVC pipeline end to end on a tiny setting, in a temporary copy of the repository.
 
-Checks what `dvc repro` promises: every stage runs, a second repro does nothing,
-and changing one param re-runs only the stages that depend on it.
+Checks what DVC promises and this project must keep true: every stage runs, a second repro does
+nothing, changing one param re-runs only the stages that depend on it, runtime settings re-run
+nothing, every stage is restored from the run-cache instead of re-run (locally and from a remote,
+on another clone), the same inputs give the same bytes, and a bad or unknown key in params.yaml
+fails `dvc repro` even when no stage would run.
 """
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -28,32 +33,50 @@ TINY = {
     "train_flow.epochs": 1,
     "train_fusion.epochs": 1,
 }
+TRAINING = {"train_spatial", "train_flow", "train_fusion"} | {
+    f"finetune@{p}" for p in ("first", "first_middle", "middle", "middle_last", "last")}
 
 
-def set_params(path, changes):
-    params = yaml.safe_load(path.read_text())
+def set_yaml(path, changes):
+    """Set dotted keys in a YAML file (params.yaml or runtime.yaml)."""
+    data = yaml.safe_load(path.read_text())
     for dotted, value in changes.items():
-        node = params
+        node = data
         *parents, last = dotted.split(".")
         for key in parents:
             node = node[key]
         node[last] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
-def run(cmd, cwd, env):
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc.stdout + proc.stderr
+def run(cmd, cwd, env, check=True):
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    if check:
+        assert proc.returncode == 0, f"{' '.join(map(str, cmd))} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc if not check else proc.stdout + proc.stderr
 
 
 def stages_run(output):
     return set(re.findall(r"Running stage '([^']+)'", output))
 
 
+def stages_restored(output):
+    return set(re.findall(r"Stage '([^']+)' is cached - skipping run", output))
+
+
+def md5(path):
+    return hashlib.md5(Path(path).read_bytes()).hexdigest()
+
+
+def environment(dest):
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@t", "DVC_NO_ANALYTICS": "1", "PYTHONPATH": str(dest)}
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    """A git repository holding the project's files (committed or not) with tiny params."""
+    """A git repository holding the project's files (committed or not) with tiny params, run once."""
     dest = tmp_path_factory.mktemp("repo")
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
                            capture_output=True, text=True, check=True).stdout.split()
@@ -63,19 +86,23 @@ def repo(tmp_path_factory):
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, dest / name)
     (dest / "dvc.lock").unlink(missing_ok=True)
-    set_params(dest / "params.yaml", TINY)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t", "DVC_NO_ANALYTICS": "1", "PYTHONPATH": str(dest)}
+    set_yaml(dest / "params.yaml", TINY)
+    set_yaml(dest / "runtime.yaml", {"progress": False, "downloads.cache_dir": str(dest / ".cache")})
+    env = environment(dest)
     run(["git", "init", "-q"], dest, env)
     run(["git", "add", "-A"], dest, env)
     run(["git", "commit", "-qm", "tiny"], dest, env)
-    return dest, env
+    first = run([sys.executable, "-m", "dvc", "repro"], dest, env)
+    return dest, env, first
 
 
-def dvc(repo, *args):
-    dest, env = repo
-    return run([sys.executable, "-m", "dvc", *args], dest, env)
+def dvc(repo, *args, check=True):
+    dest, env = repo[0], repo[1]
+    return run([sys.executable, "-m", "dvc", *args], dest, env, check=check)
+
+
+def git(repo, *args):
+    return run(["git", *args], repo[0], repo[1])
 
 
 def find_named(node, name):
@@ -92,75 +119,239 @@ def find_named(node, name):
     return None
 
 
-def all_stages(repo):
+def all_stages(dest):
     """Stage names as dvc reports them (a foreach stage expands to name@item)."""
     names = set()
-    for name, stage in yaml.safe_load((repo[0] / "dvc.yaml").read_text())["stages"].items():
+    for name, stage in yaml.safe_load((dest / "dvc.yaml").read_text())["stages"].items():
         names |= {f"{name}@{item}" for item in stage["foreach"]} if "foreach" in stage else {name}
     return names
 
 
 def test_repro_runs_every_stage_then_nothing(repo):
-    first = dvc(repo, "repro")
-    assert stages_run(first) == all_stages(repo)
     dest = repo[0]
+    assert stages_run(repo[2]) == all_stages(dest)
     assert (dest / "dvc.lock").is_file()
-    for name in ("stanford40_frames", "hmdb51_frames", "hmdb51_flow", "hmdb51_twostream"):
-        assert (dest / "models" / f"{name}.pt").stat().st_size > 0
-    second = dvc(repo, "repro")
-    assert stages_run(second) == set()
+    for name in ("stanford40_frames.pt", "hmdb51_frames/middle.pt", "hmdb51_flow.pt", "hmdb51_twostream.pt"):
+        assert (dest / "models" / name).stat().st_size > 0
+    assert stages_run(dvc(repo, "repro")) == set()
+    assert "Data and pipelines are up to date" in dvc(repo, "status")
+
+
+def test_failed_or_finished_training_leaves_no_duplicate_summary(repo):
+    """Train/val figures are DVC metrics once (metrics/<model>.json), not also DVCLive's metrics.json."""
+    dest = repo[0]
+    assert not list((dest / "plots" / "training").rglob("metrics.json"))
+    curves = dest / "plots" / "training" / "hmdb51_flow"
+    assert sorted(str(p.relative_to(curves)) for p in curves.rglob("*.tsv")) == [
+        "lr.tsv", "train/accuracy.tsv", "train/loss.tsv", "val/accuracy.tsv", "val/loss.tsv"]
+
+
+def test_runtime_settings_rerun_nothing(repo):
+    dest = repo[0]
+    set_yaml(dest / "runtime.yaml", {"num_workers": 0, "pin_memory": True, "device": "cpu", "processes": 1,
+                                     "flow_batch_size": 4})
+    try:
+        assert "Data and pipelines are up to date" in dvc(repo, "status")
+        assert stages_run(dvc(repo, "repro")) == set()
+    finally:
+        git(repo, "checkout", "runtime.yaml")
+
+
+def test_same_inputs_give_the_same_bytes(repo):
+    """Forced re-runs of a data stage and a training stage write byte-identical outputs:
+    dvc.lock (every output's md5) and the committed-results files do not change."""
+    dest = repo[0]
+    dvc(repo, "repro")
+    lock = (dest / "dvc.lock").read_text()
+    model = md5(dest / "models" / "hmdb51_flow.pt")
+    curves = {p: md5(p) for p in (dest / "plots" / "training" / "hmdb51_flow").rglob("*.tsv")}
+    for stage in ("flow", "train_flow"):
+        output = dvc(repo, "repro", "-f", "-s", stage)
+        assert stages_run(output) == {stage}
+        assert (dest / "dvc.lock").read_text() == lock, f"forced {stage} changed an output's md5"
+    assert md5(dest / "models" / "hmdb51_flow.pt") == model
+    assert {p: md5(p) for p in curves} == curves
+    assert stages_run(dvc(repo, "repro")) == set()  # nothing downstream became stale
+
+
+def test_param_change_and_back_restores_from_the_run_cache(repo):
+    dest = repo[0]
+    dvc(repo, "repro")
+    set_yaml(dest / "params.yaml", {"train.weight_decay": 0.001})
+    changed = dvc(repo, "repro")
+    assert TRAINING <= stages_run(changed)
+    set_yaml(dest / "params.yaml", {"train.weight_decay": 0.0})
+    back = dvc(repo, "repro")
+    assert stages_run(back) == set(), f"trained again instead of restoring: {stages_run(back)}"
+    assert TRAINING | {"evaluate"} <= stages_restored(back)
     assert "Data and pipelines are up to date" in dvc(repo, "status")
 
 
 def test_changing_flow_method_reruns_only_flow_and_what_depends_on_it(repo):
-    dvc(repo, "repro")  # in case the test runs alone
-    set_params(repo[0] / "params.yaml", {"flow.method": "farneback"})
-    status = dvc(repo, "status")
-    assert re.findall(r"^(\w+):", status, re.M) == ["flow"]
-    output = dvc(repo, "repro")
-    downstream = {"flow", "train_flow", "train_fusion"} | ({"evaluate"} & all_stages(repo))
-    assert stages_run(output) == downstream
+    dest = repo[0]
+    dvc(repo, "repro")
+    set_yaml(dest / "params.yaml", {"flow.method": "farneback"})
+    try:
+        status = dvc(repo, "status")
+        assert re.findall(r"^([\w@]+):", status, re.M) == ["flow"]
+        output = dvc(repo, "repro")
+        assert stages_run(output) == {"flow", "train_flow", "train_fusion", "evaluate"}
+    finally:
+        set_yaml(dest / "params.yaml", {"flow.method": "dis"})
+    assert stages_run(dvc(repo, "repro")) == set()  # back to dis: all restored
+
+
+def test_changing_frame_position_retrains_only_the_fusion(repo):
+    dest = repo[0]
+    dvc(repo, "repro")
+    set_yaml(dest / "params.yaml", {"frames.position": "last"})
+    try:
+        output = dvc(repo, "repro")
+        assert stages_run(output) == {"train_fusion", "evaluate"}, "the five frame models are trained once"
+        assert json.loads((dest / "metrics" / "frame_positions.json").read_text()).keys() == {
+            "first", "first_middle", "middle", "middle_last"}
+    finally:
+        set_yaml(dest / "params.yaml", {"frames.position": "middle"})
+    dvc(repo, "repro")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("imgae:\n  size: 64\n", "params.yaml: imgae: unknown key"),
+    ("train_spatial:\n  lr: [1]\n", "params.yaml: train_spatial.lr: must be a number"),
+])
+def test_bad_params_fail_repro_even_when_no_stage_would_run(repo, text, message):
+    dest = repo[0]
+    dvc(repo, "repro")
+    original = (dest / "params.yaml").read_text()
+    data = yaml.safe_load(original)
+    patch = yaml.safe_load(text)
+    for key, value in patch.items():
+        if key in data and isinstance(value, dict):
+            data[key].update(value)
+        else:
+            data[key] = value
+    (dest / "params.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    try:
+        proc = dvc(repo, "repro", check=False)
+        assert proc.returncode != 0
+        assert message in proc.stderr + proc.stdout
+        assert "Traceback" not in proc.stderr + proc.stdout
+    finally:
+        (dest / "params.yaml").write_text(original)
+    assert stages_run(dvc(repo, "repro")) <= {"check_params"}
+
+
+def test_yaml_1_2_floats_are_read_as_dvc_reads_them(repo):
+    """`1e-3` is a float to DVC (YAML 1.2) and must be one to the stages too."""
+    dest = repo[0]
+    dvc(repo, "repro")
+    original = (dest / "params.yaml").read_text()
+    text = re.sub(r"(train_fusion:\n(?:  .*\n)*?  lr: )\S+", r"\g<1>1e-3", original)
+    assert text != original
+    (dest / "params.yaml").write_text(text)
+    try:
+        output = dvc(repo, "repro")
+        assert {"check_params", "train_fusion"} <= stages_run(output)
+        lock = yaml.safe_load((dest / "dvc.lock").read_text())
+        assert lock["stages"]["train_fusion"]["params"]["params.yaml"]["train_fusion"]["lr"] == 0.001
+    finally:
+        (dest / "params.yaml").write_text(original)
+    dvc(repo, "repro")
 
 
 def test_bad_param_stops_the_stage_with_a_clear_message(repo):
-    dest, env = repo
-    set_params(dest / "params.yaml", {"image.size": 8})
-    proc = subprocess.run([sys.executable, "stages/split.py", "--raw", "data/raw", "--out", "/tmp/unused"],
+    dest, env = repo[0], repo[1]
+    set_yaml(dest / "params.yaml", {"image.size": 8})
+    proc = subprocess.run([sys.executable, "stages/split.py", "--raw", "data/raw", "--out", str(dest / "unused")],
                           cwd=dest, env=env, capture_output=True, text=True)
-    set_params(dest / "params.yaml", {"image.size": TINY["image.size"]})
+    set_yaml(dest / "params.yaml", {"image.size": TINY["image.size"]})
     assert proc.returncode == 1
-    assert "error: params.yaml: image.size: must be >= 32 pixels, got 8" in proc.stderr
+    assert "error: params.yaml: image.size: must be a multiple of 32 (>= 32)" in proc.stderr
     assert "Traceback" not in proc.stderr
+    assert not (dest / "unused").exists()
 
 
 def test_experiments_and_metrics_diff_across_commits(repo):
     """`dvc exp run -S` makes an experiment visible in `dvc exp show`; `dvc metrics diff`
     between two commits reports what changed."""
-    import json
-
-    dest, env = repo
-    set_params(dest / "params.yaml", {"flow.method": "dis"})
+    dest = repo[0]
     dvc(repo, "repro")
-    run(["git", "add", "-A"], dest, env)
-    run(["git", "commit", "-qm", "baseline"], dest, env)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "baseline")
     baseline = json.loads((dest / "metrics" / "hmdb51_twostream.json").read_text())
     assert set(baseline) == {"params", "best_epoch", "epochs", "train", "val", "test"}
-    assert set(baseline["test"]) == {"accuracy", "loss", "top5", "mean_class_accuracy"}
+    assert set(baseline["test"]) == {"loss", "top5", "mean_class_accuracy"}
+    assert set(json.loads((dest / "metrics" / "accuracy.json").read_text())) >= {
+        "stanford40_frames", "hmdb51_frames", "hmdb51_flow", "hmdb51_twostream"}
 
     dvc(repo, "exp", "run", "-n", "longer", "-S", "train_fusion.epochs=2")
-    proc = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], cwd=dest, env=env,
-                          capture_output=True, text=True, check=True)
-    experiment = find_named(json.loads(proc.stdout), "longer")
-    assert experiment is not None, proc.stdout[:2000]
+    experiment = find_named(json.loads(dvc(repo, "exp", "show", "--json")), "longer")
+    assert experiment is not None
     assert experiment["data"]["params"]["params.yaml"]["data"]["train_fusion"]["epochs"] == 2
-    metrics = experiment["data"]["metrics"]["metrics/hmdb51_twostream.json"]["data"]
-    assert metrics["epochs"] == 2
+    assert experiment["data"]["metrics"]["metrics/hmdb51_twostream.json"]["data"]["epochs"] == 2
 
-    # a second commit with different params: metrics diff between the commits reports the change
-    run(["git", "add", "-A"], dest, env)
-    run(["git", "commit", "-qm", "two fusion epochs"], dest, env)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "two fusion epochs")
     diff = dvc(repo, "metrics", "diff", "HEAD~1", "HEAD", "--json")
     changed = json.loads(diff[diff.index("{"):])
-    assert "metrics/hmdb51_twostream.json" in changed
-    assert "epochs" in changed["metrics/hmdb51_twostream.json"]
     assert changed["metrics/hmdb51_twostream.json"]["epochs"]["diff"] == 1
+    set_yaml(dest / "params.yaml", {"train_fusion.epochs": 1})
+    dvc(repo, "repro")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "back to one fusion epoch")
+
+
+def test_exp_show_is_readable(repo):
+    """Test accuracies first, no figure twice, at most 60 metric columns, no runtime settings."""
+    dest = repo[0]
+    dvc(repo, "repro")
+    csv = dvc(repo, "exp", "show", "--csv", "--hide-queued", "--hide-failed")
+    header = csv.splitlines()[0].split(",")
+    metric_files = yaml.safe_load((dest / "dvc.yaml").read_text())["stages"]["evaluate"]["metrics"]
+    shown = json.loads(dvc(repo, "metrics", "show", "--json"))
+    values = [v for f in shown["workspace"]["data"].values() for v in _leaves(f["data"])]
+    assert len(values) <= 60, f"{len(values)} metric columns"
+    assert len(metric_files) == len(shown["workspace"]["data"])
+    first = header[header.index("Created") + 1:][:4]
+    assert first == ["stanford40_frames", "hmdb51_frames", "hmdb51_flow", "hmdb51_twostream"], header[:12]
+    assert not any(h.startswith(("nproc", "num_workers", "device", "downloads")) for h in header)
+    # no figure twice: the test accuracy of a model appears in one file only
+    accuracy = json.loads((dest / "metrics" / "accuracy.json").read_text())
+    for name in ("hmdb51_flow", "hmdb51_twostream"):
+        assert "accuracy" not in json.loads((dest / "metrics" / f"{name}.json").read_text())["test"]
+        assert accuracy[name] >= 0
+
+
+def _leaves(node):
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from _leaves(value)
+    else:
+        yield node
+
+
+def test_remote_push_clone_pull_and_run_cache(repo, tmp_path):
+    """A local-directory remote: push with the run-cache, a fresh clone pulls everything (status
+    clean, repro runs nothing), and an experiment with an already-run value restores, not trains."""
+    dest = repo[0]
+    dvc(repo, "repro")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "results", "--allow-empty")
+    remote = tmp_path / "remote"
+    dvc(repo, "remote", "add", "-f", "-d", "shared", str(remote))
+    dvc(repo, "push", "--run-cache")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "remote")
+
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(dest), str(clone)], tmp_path, repo[1])
+    other = (clone, environment(clone))
+    dvc(other, "pull", "--run-cache")
+    assert "Data and pipelines are up to date" in dvc(other, "status")
+    assert stages_run(dvc(other, "repro")) == set()
+    # weight_decay 0.001 ran in test_param_change_and_back_restores_from_the_run_cache (or runs here)
+    dvc(repo, "exp", "run", "-n", "wd", "-S", "train.weight_decay=0.001")
+    dvc(repo, "push", "--run-cache")
+    output = dvc(other, "exp", "run", "-n", "wd-again", "-S", "train.weight_decay=0.001")
+    assert stages_run(output) <= {"check_params"}, f"trained on the clone: {stages_run(output)}"
+    assert TRAINING <= stages_restored(output)

@@ -10,7 +10,8 @@ from matplotlib.figure import Figure
 from matplotlib.image import imread
 
 from twostream import plots
-from twostream.classes import HMDB51_CLASSES
+from twostream.classes import HMDB51_CLASSES, NUM_CLASSES
+from twostream.models import SPATIAL_FEATURES
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 POSITIONS = ("first", "first_middle", "middle", "middle_last", "last")
@@ -213,9 +214,9 @@ def test_fusion_title_reports_stream_shares(tmp_path, monkeypatch):
      "row titles"),
     (lambda p: plots.frame_positions_png(np.zeros((2, 5, 8, 8, 3), np.uint8), ["a", "b"], POSITIONS[:4], p),
      "column headers"),
-    (lambda p: plots.fusion_weights_png(np.ones((1024, 1536, 3, 3)), p), "shape"),
-    (lambda p: plots.fusion_weights_png(np.ones((1024, 512)), p), "n_spatial"),
-    (lambda p: plots.position_study_png({"first": {"train": 0.5, "val": 0.4}}, p), "lacks split.*test"),
+    (lambda p: plots.fusion_weights_png(np.ones((1024, 1536, 3, 3)), p, SPATIAL_FEATURES), "shape"),
+    (lambda p: plots.fusion_weights_png(np.ones((1024, 512)), p, SPATIAL_FEATURES), "n_spatial"),
+    (lambda p: plots.position_study_png({"first": {"train": 0.5, "val": 0.4}}, p), "lacks subset.*test"),
     (lambda p: plots.position_study_png({"first": {"train": 50, "val": 0.4, "test": 0.3}}, p), r"\[0, 1\]"),
     (lambda p: plots.position_study_png({}, p), "empty"),
 ])
@@ -230,7 +231,19 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(call, message, tmp_path):
 def test_fusion_png_at_the_real_layer_shape(rng, tmp_path):
     weight = rng.normal(size=(1024, 1536, 1, 1)).astype(np.float32)  # block-averaged heatmap
     path = tmp_path / "fusion.png"
-    plots.fusion_weights_png(weight, path)
+    plots.fusion_weights_png(weight, path, n_spatial=SPATIAL_FEATURES)
     image = imread(path)
     assert image.shape[:2] == pytest.approx(SIZES["fusion"], rel=0.05)
     assert image[..., :3].var() > 0
+
+
+def test_fusion_png_needs_the_stream_split(rng, tmp_path):
+    """n_spatial has no default: the split between the streams comes from the model (models.SPATIAL_FEATURES)."""
+    with pytest.raises(TypeError, match="n_spatial"):
+        plots.fusion_weights_png(rng.normal(size=(4, 6)), tmp_path / "f.png")
+    assert not (tmp_path / "f.png").exists()
+
+
+def test_grid_videos_fit_the_classes():
+    assert 0 < plots.GRID_VIDEOS <= NUM_CLASSES
+    assert tuple(plots.SUBSET_COLOURS) == ("train", "val", "test")

@@ -20,13 +20,16 @@ import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import dataclasses
+
 import pytest
 import rarfile
 
 from twostream.classes import HMDB51_CLASSES, STANFORD40_CLASSES
-from twostream.data import sources
-from twostream.data.sources import Expected, SourceError, download, fetch_hmdb51, fetch_stanford40
-from twostream.params import RealParams
+from twostream.data import layout, sources
+from twostream.data.sources import ARCHIVES, Expected, download, fetch_hmdb51, fetch_stanford40
+from twostream.errors import SourceError
+from twostream.params import DownloadParams, load_runtime
 
 EXTRA_STANFORD40 = ("brushing_teeth", "texting_message")   # in the zip, not in our 12
 EXTRA_HMDB51 = ("brush_hair", "cartwheel")
@@ -223,11 +226,10 @@ def fast_retries(monkeypatch):
     monkeypatch.setattr(sources, "TIMEOUT_S", 5.0)
 
 
-def real_params(cache: Path, **urls: str) -> RealParams:
-    defaults = {f: f"file:///nonexistent/{f}" for f in
-                ("stanford40_images_url", "stanford40_splits_url",
-                 "hmdb51_videos_url", "hmdb51_splits_url")}
-    return RealParams(cache_dir=str(cache), **{**defaults, **urls})
+def download_params(cache: Path, **urls: str) -> DownloadParams:
+    """runtime.yaml `downloads`; URLs not given point at absent files of the official names."""
+    defaults = {f: f"file:///nonexistent/{name}" for f, name in ARCHIVES.items()}
+    return DownloadParams(cache_dir=str(cache), **{**defaults, **urls})
 
 
 PAYLOAD = bytes(range(256)) * 400  # 100 KiB
@@ -319,7 +321,7 @@ def test_http_404_names_the_url(server, tmp_path):
     with pytest.raises(SourceError, match="HTTP 404") as err:
         download(url, tmp_path, param="stanford40_images_url")
     assert url in str(err.value)
-    assert "data.real.stanford40_images_url" in str(err.value)
+    assert "downloads.stanford40_images_url in runtime.yaml" in str(err.value)
     assert not (tmp_path / "missing.zip").exists()
 
 
@@ -354,7 +356,7 @@ def test_unreachable_host_says_what_to_do(tmp_path):
     assert message.startswith(f"cannot reach 127.0.0.1:{port}")
     assert f"download {url} on a machine with internet" in message
     assert f"place it at {tmp_path / 'cache' / 'hmdb51_org.rar'}" in message
-    assert "point data.real.hmdb51_videos_url at a local copy" in message
+    assert "point downloads.hmdb51_videos_url at a local copy" in message
 
 
 def test_local_path_and_file_url_are_used_in_place(tmp_path):
@@ -391,12 +393,12 @@ def test_fetch_stanford40_keeps_the_12_classes_and_the_lists(server, tmp_path, m
     monkeypatch.setattr(sources, "KNOWN_FILES", {
         "Stanford40_JPEGImages.zip": Expected(size=len(images), sha256=sha256(images)),
         "Stanford40_ImageSplits.zip": Expected()})
-    real = real_params(tmp_path / "cache",
-                       stanford40_images_url=server.url("/Datasets/Stanford40_JPEGImages.zip"),
-                       stanford40_splits_url=server.url("/Datasets/Stanford40_ImageSplits.zip"))
+    downloads = download_params(tmp_path / "cache",
+                                stanford40_images_url=server.url("/Datasets/Stanford40_JPEGImages.zip"),
+                                stanford40_splits_url=server.url("/Datasets/Stanford40_ImageSplits.zip"))
     out = tmp_path / "stanford40"
     out.mkdir()
-    fetch_stanford40(out, real)
+    fetch_stanford40(out, downloads)
     want = {f"JPEGImages/{c}_{i:03d}.jpg" for c in STANFORD40_CLASSES for i in (1, 2, 3)}
     assert tree(out) == want | {"ImageSplits/train.txt", "ImageSplits/test.txt"}
     with zipfile.ZipFile(io.BytesIO(splits)) as zf:  # the lists are copied as they are
@@ -408,56 +410,107 @@ def test_fetch_stanford40_keeps_the_12_classes_and_the_lists(server, tmp_path, m
     assert (tmp_path / "cache" / "Stanford40_JPEGImages.zip").is_file()
 
 
-def _stanford40_local(tmp_path: Path, images: bytes, splits: bytes) -> tuple[RealParams, Path]:
+@pytest.fixture
+def fake_known_files(monkeypatch):
+    """KNOWN_FILES for the fake archives the local tests write (filled in by them)."""
+    known: dict[str, Expected] = {}
+    monkeypatch.setattr(sources, "KNOWN_FILES", known)
+    return known
+
+
+def _local_copy(tmp_path: Path, known: dict[str, Expected], name: str, data: bytes) -> Path:
+    """A local copy under its official name, whose size is what KNOWN_FILES expects of it."""
     (tmp_path / "in").mkdir(exist_ok=True)
-    (tmp_path / "in" / "images.zip").write_bytes(images)
-    (tmp_path / "in" / "splits.zip").write_bytes(splits)
+    (tmp_path / "in" / name).write_bytes(data)
+    known[name] = Expected(size=len(data))
+    return tmp_path / "in" / name
+
+
+def _stanford40_local(tmp_path: Path, known: dict[str, Expected], images: bytes,
+                      splits: bytes) -> tuple[DownloadParams, Path]:
     out = tmp_path / "stanford40"
     out.mkdir(exist_ok=True)
-    real = real_params(tmp_path / "cache",
-                       stanford40_images_url=str(tmp_path / "in" / "images.zip"),
-                       stanford40_splits_url=(tmp_path / "in" / "splits.zip").as_uri())
-    return real, out
+    downloads = download_params(
+        tmp_path / "cache",
+        stanford40_images_url=str(_local_copy(tmp_path, known, "Stanford40_JPEGImages.zip", images)),
+        stanford40_splits_url=_local_copy(tmp_path, known, "Stanford40_ImageSplits.zip", splits).as_uri())
+    return downloads, out
 
 
-def test_truncated_stanford40_zip_is_a_clear_error(tmp_path):
+def test_truncated_stanford40_zip_is_a_clear_error(tmp_path, fake_known_files):
     images, splits = stanford40_archives()
-    real, out = _stanford40_local(tmp_path, images[: len(images) // 2], splits)
-    with pytest.raises(SourceError, match=r"images\.zip is corrupt or truncated") as err:
-        fetch_stanford40(out, real)
+    downloads, out = _stanford40_local(tmp_path, fake_known_files, images[: len(images) // 2], splits)
+    with pytest.raises(SourceError, match=r"Stanford40_JPEGImages\.zip is corrupt or truncated") as err:
+        fetch_stanford40(out, downloads)
     assert "run again" in str(err.value)
     assert list(out.iterdir()) == []  # nothing that could pass for a result
 
 
-def test_stanford40_member_with_bad_crc_is_a_clear_error(tmp_path):
+def test_stanford40_member_with_bad_crc_is_a_clear_error(tmp_path, fake_known_files):
     images, splits = stanford40_archives()
     with zipfile.ZipFile(io.BytesIO(images)) as zf:
         info = zf.getinfo("JPEGImages/jumping_002.jpg")
     data = bytearray(images)  # flip a byte inside that member's compressed data
     name_len, extra_len = struct.unpack_from("<HH", data, info.header_offset + 26)
     data[info.header_offset + 30 + name_len + extra_len + 2] ^= 0xFF
-    real, out = _stanford40_local(tmp_path, bytes(data), splits)
-    with pytest.raises(SourceError, match="images.zip is corrupt or truncated"):
-        fetch_stanford40(out, real)
+    downloads, out = _stanford40_local(tmp_path, fake_known_files, bytes(data), splits)
+    with pytest.raises(SourceError, match=r"Stanford40_JPEGImages\.zip is corrupt or truncated"):
+        fetch_stanford40(out, downloads)
     assert list(out.iterdir()) == []
 
 
-def test_stanford40_missing_class_or_list_is_a_clear_error(tmp_path):
+def test_stanford40_missing_class_or_list_is_a_clear_error(tmp_path, fake_known_files):
     images, splits = stanford40_archives(classes=STANFORD40_CLASSES[:-1])
-    real, out = _stanford40_local(tmp_path, images, splits)
+    downloads, out = _stanford40_local(tmp_path, fake_known_files, images, splits)
     with pytest.raises(SourceError, match="no images of waving_hands"):
-        fetch_stanford40(out, real)
+        fetch_stanford40(out, downloads)
     assert list(out.iterdir()) == []
-    real, _ = _stanford40_local(tmp_path, *stanford40_archives()[::-1])  # swapped archives
+    downloads, _ = _stanford40_local(tmp_path, fake_known_files, *stanford40_archives()[::-1])  # swapped archives
     with pytest.raises(SourceError, match="has no ImageSplits/train.txt"):
-        fetch_stanford40(out, real)
+        fetch_stanford40(out, downloads)
+
+
+def test_archive_names_and_layout_agree():
+    assert set(ARCHIVES) == {f.name for f in dataclasses.fields(DownloadParams)} - {"cache_dir"}
+    assert set(ARCHIVES.values()) == set(sources.KNOWN_FILES)
+    assert not hasattr(sources, "HMDB51_SPLITS_DIR")  # one home: layout.HMDB51_LISTS
+    assert layout.HMDB51_LISTS == "testTrainMulti_7030_splits"
+
+
+def test_committed_runtime_urls_end_in_the_official_names():
+    downloads = load_runtime("runtime.yaml").downloads
+    for field, name in ARCHIVES.items():
+        assert sources.file_name(getattr(downloads, field)) == name, field
+
+
+@pytest.mark.parametrize("field, url", [
+    ("stanford40_images_url", "https://mirror.example/Stanford40_images.zip"),
+    ("stanford40_splits_url", "https://mirror.example/Stanford40_JPEGImages.zip"),  # the other archive's name
+    ("hmdb51_videos_url", "/data/hmdb51.rar"),
+    ("hmdb51_splits_url", "file:///data/test_train_splits.rar.part"),
+])
+def test_url_not_ending_in_the_official_name_is_refused(server, tmp_path, fake_known_files, field, url):
+    """A renamed copy would be cached and verified as the wrong file: refused, nothing downloaded."""
+    first = "stanford40_images_url" if field.startswith("stanford40") else "hmdb51_videos_url"
+    # the other archive of the dataset: a good local copy (a splits URL is checked after it)
+    local = _local_copy(tmp_path, fake_known_files, ARCHIVES[first], b"x")
+    downloads = download_params(tmp_path / "cache", **{first: str(local), field: url})
+    out = tmp_path / "out"
+    out.mkdir()
+    fetch = fetch_stanford40 if field.startswith("stanford40") else fetch_hmdb51
+    with pytest.raises(SourceError) as err:
+        fetch(out, downloads)
+    assert str(err.value).startswith(f"runtime.yaml: downloads.{field}: {url!r} must end in the official "
+                                     f"file name {ARCHIVES[field]}")
+    assert server.requests == [] and list(out.iterdir()) == []
+    assert not (tmp_path / "cache").exists()
 
 
 def test_output_dir_must_be_empty(tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "old.txt").write_text("x")
     with pytest.raises(SourceError, match="must be empty"):
-        fetch_stanford40(tmp_path / "out", real_params(tmp_path / "cache"))
+        fetch_stanford40(tmp_path / "out", download_params(tmp_path / "cache"))
 
 
 # --------------------------------------------------------------------------- HMDB51
@@ -477,12 +530,12 @@ def test_fetch_hmdb51_extracts_nested_stored_rars(server, tmp_path, monkeypatch)
     monkeypatch.setattr(sources, "KNOWN_FILES", {
         "hmdb51_org.rar": Expected(sha256=sha256(videos)),
         "test_train_splits.rar": Expected(md5=hashlib.md5(splits).hexdigest())})
-    real = real_params(tmp_path / "cache",
-                       hmdb51_videos_url=server.url(f"{base}/hmdb51_org.rar"),
-                       hmdb51_splits_url=server.url(f"{base}/test_train_splits.rar"))
+    downloads = download_params(tmp_path / "cache",
+                                hmdb51_videos_url=server.url(f"{base}/hmdb51_org.rar"),
+                                hmdb51_splits_url=server.url(f"{base}/test_train_splits.rar"))
     out = tmp_path / "hmdb51"
     out.mkdir()
-    fetch_hmdb51(out, real)
+    fetch_hmdb51(out, downloads)
     assert tree(out) == _hmdb51_expected_tree()
     assert (out / "clap" / "clap_clip_1.avi").read_bytes() == video_bytes("clap", 1)
     assert (out / "testTrainMulti_7030_splits/run_test_split2.txt").read_text() == \
@@ -490,16 +543,15 @@ def test_fetch_hmdb51_extracts_nested_stored_rars(server, tmp_path, monkeypatch)
     assert not any(p.name.startswith(".") for p in out.iterdir())  # scratch removed
 
 
-def _hmdb51_local(tmp_path: Path, videos: bytes, splits: bytes) -> tuple[RealParams, Path]:
-    (tmp_path / "in").mkdir(exist_ok=True)
-    (tmp_path / "in" / "videos.rar").write_bytes(videos)
-    (tmp_path / "in" / "splits.rar").write_bytes(splits)
+def _hmdb51_local(tmp_path: Path, known: dict[str, Expected], videos: bytes,
+                  splits: bytes) -> tuple[DownloadParams, Path]:
     out = tmp_path / "hmdb51"
     out.mkdir(exist_ok=True)
-    real = real_params(tmp_path / "cache",
-                       hmdb51_videos_url=str(tmp_path / "in" / "videos.rar"),
-                       hmdb51_splits_url=str(tmp_path / "in" / "splits.rar"))
-    return real, out
+    downloads = download_params(
+        tmp_path / "cache",
+        hmdb51_videos_url=str(_local_copy(tmp_path, known, "hmdb51_org.rar", videos)),
+        hmdb51_splits_url=str(_local_copy(tmp_path, known, "test_train_splits.rar", splits)))
+    return downloads, out
 
 
 @pytest.fixture
@@ -510,63 +562,63 @@ def no_rar_tool(monkeypatch):
     monkeypatch.setattr(rarfile, "CURRENT_SETUP", None)
 
 
-def test_stored_hmdb51_needs_no_tool(tmp_path, no_rar_tool):
-    real, out = _hmdb51_local(tmp_path, *hmdb51_archives())
-    fetch_hmdb51(out, real)
+def test_stored_hmdb51_needs_no_tool(tmp_path, no_rar_tool, fake_known_files):
+    downloads, out = _hmdb51_local(tmp_path, fake_known_files, *hmdb51_archives())
+    fetch_hmdb51(out, downloads)
     assert tree(out) == _hmdb51_expected_tree()
 
 
-def test_compressed_rar_without_a_tool_fails_before_extracting(tmp_path, no_rar_tool):
-    real, out = _hmdb51_local(tmp_path, *hmdb51_archives(method=0x33))
+def test_compressed_rar_without_a_tool_fails_before_extracting(tmp_path, no_rar_tool, fake_known_files):
+    downloads, out = _hmdb51_local(tmp_path, fake_known_files, *hmdb51_archives(method=0x33))
     with pytest.raises(SourceError) as err:
-        fetch_hmdb51(out, real)
+        fetch_hmdb51(out, downloads)
     assert str(err.value) == (
-        "extracting splits.rar needs unar or unrar: on Debian/Ubuntu "
+        "extracting test_train_splits.rar needs unar or unrar: on Debian/Ubuntu "
         "`sudo apt-get install unar`, on macOS `brew install unar`")
     assert list(out.iterdir()) == []
 
 
-def test_compressed_inner_rar_without_a_tool_is_the_same_clear_error(tmp_path, no_rar_tool):
+def test_compressed_inner_rar_without_a_tool_is_the_same_clear_error(tmp_path, no_rar_tool, fake_known_files):
     videos, _ = hmdb51_archives(method=0x33)  # inner RARs compressed, outer stored
     _, splits = hmdb51_archives()
-    real, out = _hmdb51_local(tmp_path, videos, splits)
-    with pytest.raises(SourceError, match="extracting videos.rar needs unar or unrar"):
-        fetch_hmdb51(out, real)
+    downloads, out = _hmdb51_local(tmp_path, fake_known_files, videos, splits)
+    with pytest.raises(SourceError, match="extracting hmdb51_org.rar needs unar or unrar"):
+        fetch_hmdb51(out, downloads)
     assert list(out.iterdir()) == []
 
 
-def test_truncated_hmdb51_rar_is_a_clear_error(tmp_path):
+def test_truncated_hmdb51_rar_is_a_clear_error(tmp_path, fake_known_files):
     videos, splits = hmdb51_archives()
-    real, out = _hmdb51_local(tmp_path, videos[: len(videos) * 2 // 3], splits)
-    with pytest.raises(SourceError, match=r"videos\.rar is corrupt or truncated") as err:
-        fetch_hmdb51(out, real)
+    downloads, out = _hmdb51_local(tmp_path, fake_known_files, videos[: len(videos) * 2 // 3], splits)
+    with pytest.raises(SourceError, match=r"hmdb51_org\.rar is corrupt or truncated") as err:
+        fetch_hmdb51(out, downloads)
     assert "members need" in str(err.value)
     assert list(out.iterdir()) == []
 
 
-def test_hmdb51_corrupt_video_is_a_clear_error(tmp_path):
+def test_hmdb51_corrupt_video_is_a_clear_error(tmp_path, fake_known_files):
     videos, splits = hmdb51_archives()
     marker = video_bytes("jump", 1)
     at = videos.index(marker)  # inside jump.rar, inside the outer RAR (both stored)
     bad = videos[:at] + b"X" + videos[at + 1:]
-    real, out = _hmdb51_local(tmp_path, bad, splits)
-    with pytest.raises(SourceError, match=r"videos\.rar \(member jump\.rar\).*corrupt") as err:
-        fetch_hmdb51(out, real)
+    downloads, out = _hmdb51_local(tmp_path, fake_known_files, bad, splits)
+    with pytest.raises(SourceError, match=r"hmdb51_org\.rar \(member jump\.rar\).*corrupt") as err:
+        fetch_hmdb51(out, downloads)
     assert "CRC" in str(err.value)
     assert list(out.iterdir()) == []
 
 
-def test_hmdb51_missing_class_is_a_clear_error(tmp_path):
+def test_hmdb51_missing_class_is_a_clear_error(tmp_path, fake_known_files):
     videos, _ = hmdb51_archives(classes=HMDB51_CLASSES[1:])
     _, splits = hmdb51_archives()
-    real, out = _hmdb51_local(tmp_path, videos, splits)
-    with pytest.raises(SourceError, match=r"videos\.rar lacks clap\.rar"):
-        fetch_hmdb51(out, real)
+    downloads, out = _hmdb51_local(tmp_path, fake_known_files, videos, splits)
+    with pytest.raises(SourceError, match=r"hmdb51_org\.rar lacks clap\.rar"):
+        fetch_hmdb51(out, downloads)
     _, splits = hmdb51_archives(classes=HMDB51_CLASSES[:-1])
     videos, _ = hmdb51_archives()
-    real, out = _hmdb51_local(tmp_path, videos, splits)
-    with pytest.raises(SourceError, match=r"splits\.rar lacks wave_test_split1\.txt"):
-        fetch_hmdb51(out, real)
+    downloads, out = _hmdb51_local(tmp_path, fake_known_files, videos, splits)
+    with pytest.raises(SourceError, match=r"test_train_splits\.rar lacks wave_test_split1\.txt"):
+        fetch_hmdb51(out, downloads)
 
 
 def require_unar() -> str:
@@ -605,13 +657,13 @@ def test_missing_unar_skips_on_a_dev_machine_and_fails_in_ci(monkeypatch):
         require_unar()
 
 
-def test_unar_backend_extracts_the_stored_fixture(tmp_path, monkeypatch, unar):
+def test_unar_backend_extracts_the_stored_fixture(tmp_path, monkeypatch, unar, fake_known_files):
     """With FORCE_TOOL rarfile sends even stored entries through the tool: unar works."""
     monkeypatch.setattr(rarfile, "FORCE_TOOL", True)
-    real, out = _hmdb51_local(tmp_path, *hmdb51_archives(classes=HMDB51_CLASSES))
+    downloads, out = _hmdb51_local(tmp_path, fake_known_files, *hmdb51_archives(classes=HMDB51_CLASSES))
     sources.require_rar_tool("x.rar", [type("Info", (), {"compress_type": 0x33})()])
     assert rarfile.CURRENT_SETUP.setup is rarfile.UNAR_CONFIG
-    fetch_hmdb51(out, real)
+    fetch_hmdb51(out, downloads)
     assert tree(out) == _hmdb51_expected_tree()
     assert (out / "wave" / "wave_clip_2.avi").read_bytes() == video_bytes("wave", 2)
 

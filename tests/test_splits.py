@@ -2,15 +2,21 @@ import pandas as pd
 import pytest
 
 from twostream.classes import HMDB51_CLASSES, STANFORD40_CLASSES
-from twostream.data import splits
+from twostream.data import layout, splits
+from twostream.errors import ListError
+from twostream.params import SUBSETS
 
 
 def write_stanford40(root, counts):
-    """Official lists: half of each class in train.txt, the rest in test.txt, plus a non-12 class."""
+    """Official lists: half of each class in train.txt, the rest in test.txt, plus a non-12 class.
+    Every listed image exists (empty files: the split stage only checks they are there)."""
     (root / "ImageSplits").mkdir(parents=True)
+    (root / "JPEGImages").mkdir()
     train, test = [], []
     for cls, count in counts.items():
         names = [f"{cls}_{i:03d}.jpg" for i in range(1, count + 1)]
+        for name in names:
+            (root / "JPEGImages" / name).touch()
         train += names[: count // 2]
         test += names[count // 2:]
     (root / "ImageSplits" / "train.txt").write_text("\n".join(train) + "\n")
@@ -76,19 +82,23 @@ def test_bad_stanford40_name(tmp_path):
     (tmp_path / "ImageSplits").mkdir()
     (tmp_path / "ImageSplits" / "train.txt").write_text("applauding.jpg\n")
     (tmp_path / "ImageSplits" / "test.txt").write_text("")
-    with pytest.raises(splits.SplitListError, match="not a Stanford40 image name"):
+    with pytest.raises(ListError, match="not a Stanford40 image name"):
         splits.stanford40_items(tmp_path)
 
 
 def test_missing_list_names_the_file(tmp_path):
-    with pytest.raises(splits.SplitListError, match=r"ImageSplits/train.txt: split list not found"):
+    with pytest.raises(ListError, match=r"ImageSplits/train.txt: split list not found"):
         splits.stanford40_items(tmp_path)
 
 
 def write_hmdb51(root, per_class_tags):
+    """Split lists of the three folds (fold 1: `per_class_tags`, folds 2-3 reversed); every clip exists."""
     lists = root / "testTrainMulti_7030_splits"
     lists.mkdir(parents=True)
     for cls in HMDB51_CLASSES:
+        (root / cls).mkdir()
+        for i in range(len(per_class_tags)):
+            (root / cls / f"clip_{cls}_{i}.avi").touch()
         for split in (1, 2, 3):
             tags = per_class_tags if split == 1 else list(reversed(per_class_tags))
             lines = [f"clip_{cls}_{i}.avi {tag} " for i, tag in enumerate(tags)]
@@ -98,7 +108,7 @@ def write_hmdb51(root, per_class_tags):
 def test_hmdb51_tags_and_val(tmp_path):
     tags = [1] * 20 + [2] * 9 + [0] * 3
     write_hmdb51(tmp_path, tags)
-    items = splits.hmdb51_items(tmp_path, split=1)
+    items = splits.hmdb51_items(tmp_path, fold=1)
     assert len(items) == 12 * 32
     assert (items["tag"] == 0).sum() == 36  # tag 0 parsed, not dropped at parse time
     parts = splits.split_hmdb51(items, val_fraction=0.1, random_state=0)
@@ -123,12 +133,92 @@ def test_hmdb51_malformed_line(tmp_path):
     write_hmdb51(tmp_path, [1, 2])
     path = tmp_path / "testTrainMulti_7030_splits" / "drink_test_split1.txt"
     path.write_text("good.avi 1\nbad.avi 7\n")
-    with pytest.raises(splits.SplitListError, match=r"drink_test_split1.txt:2: expected"):
+    with pytest.raises(ListError, match=r"drink_test_split1.txt:2: expected"):
         splits.hmdb51_items(tmp_path, 1)
 
 
 def test_too_small_for_stratification_names_the_param(tmp_path):
     write_hmdb51(tmp_path, [1] * 5 + [2] * 3)
     items = splits.hmdb51_items(tmp_path, 1)
-    with pytest.raises(splits.SplitListError, match=r"split.val_fraction: 0.1 of 60 items gives 6 held out"):
+    with pytest.raises(ListError, match=r"split.val_fraction: 0.1 of 60 items gives 6 held out"):
         splits.split_hmdb51(items, val_fraction=0.1, random_state=0)
+
+
+def test_subsets_are_the_params_subsets(stanford):
+    root, _ = stanford
+    parts = splits.split_stanford40(splits.stanford40_items(root), 0.1, 0.1, random_state=0, balance=False)
+    assert tuple(parts) == SUBSETS
+    assert all(list(part.columns) == ["path", "label", "class"] for part in parts.values())
+
+
+def test_stratified_names_the_param_and_splits_by_label():
+    frame = pd.DataFrame({"path": [f"p{i}" for i in range(40)], "label": [i % 4 for i in range(40)],
+                          "class": ["c"] * 40})
+    rest, out = splits.stratified(frame, 0.1, 0, "split.test_fraction")
+    assert len(out) == 4 and sorted(out["label"]) == [0, 1, 2, 3]
+    assert not set(rest["path"]) & set(out["path"])
+    with pytest.raises(ListError, match=r"^split.test_fraction: 0.05 of 40 items gives 2 held out"):
+        splits.stratified(frame, 0.05, 0, "split.test_fraction")
+
+
+def test_missing_stanford40_image_names_list_and_line(stanford):
+    root, _ = stanford
+    train = (root / "ImageSplits" / "train.txt").read_text().splitlines()
+    number = 7
+    (root / "JPEGImages" / train[number - 1]).unlink()
+    with pytest.raises(ListError) as err:
+        splits.stanford40_items(root)
+    message = str(err.value)
+    assert message.startswith(f"{root / 'ImageSplits' / 'train.txt'}:{number}: JPEGImages/{train[number - 1]} "
+                              f"does not exist under {root}")
+    assert "(1 listed image(s) missing)" in message
+
+
+def test_unknown_stanford40_class_line_is_named(tmp_path):
+    (tmp_path / "ImageSplits").mkdir()
+    (tmp_path / "ImageSplits" / "train.txt").write_text("applauding_001.jpg\n\nApplauding-2.jpg\n")
+    (tmp_path / "ImageSplits" / "test.txt").write_text("")
+    with pytest.raises(ListError, match=r"ImageSplits/train.txt:3: not a Stanford40 image name"):
+        splits.stanford40_items(tmp_path)
+
+
+def test_missing_stanford40_class_is_named(stanford):
+    root, _ = stanford
+    for name in ("train.txt", "test.txt"):
+        path = root / "ImageSplits" / name
+        path.write_text("".join(f"{line}\n" for line in path.read_text().splitlines()
+                                if not line.startswith("smoking_")))
+    with pytest.raises(ListError, match=r"ImageSplits: no images of class\(es\) smoking$"):
+        splits.stanford40_items(root)
+
+
+def test_missing_listed_hmdb51_video_names_the_list(tmp_path):
+    tags = [1] * 20 + [2] * 9 + [0] * 3
+    write_hmdb51(tmp_path, tags)
+    # an unused clip (tag 0) may be missing: the fold does not use it
+    (tmp_path / "drink" / "clip_drink_31.avi").unlink()
+    assert len(splits.hmdb51_items(tmp_path, fold=1)) == 12 * 32
+    # a train or test clip may not
+    (tmp_path / "drink" / "clip_drink_25.avi").unlink()  # tagged 2 (test) in fold 1
+    with pytest.raises(ListError) as err:
+        splits.hmdb51_items(tmp_path, fold=1)
+    assert str(err.value).startswith(
+        f"{tmp_path / 'testTrainMulti_7030_splits' / 'drink_test_split1.txt'}:26: clip_drink_25.avi (tagged test) "
+        f"does not exist in {tmp_path / 'drink'}")
+    # in fold 2 (tags reversed) clip 31 is a train clip
+    (tmp_path / "drink" / "clip_drink_25.avi").touch()
+    with pytest.raises(ListError, match=r"drink_test_split2.txt:32: clip_drink_31.avi \(tagged train\) does not exist"):
+        splits.hmdb51_items(tmp_path, fold=2)
+
+
+def test_hmdb51_list_missing_names_the_file(tmp_path):
+    write_hmdb51(tmp_path, [1, 2])
+    (tmp_path / layout.HMDB51_LISTS / "wave_test_split3.txt").unlink()
+    with pytest.raises(ListError, match=r"wave_test_split3.txt: split list not found"):
+        splits.hmdb51_items(tmp_path, 3)
+
+
+def test_split_hmdb51_needs_train_and_test(tmp_path):
+    write_hmdb51(tmp_path, [1] * 10)
+    with pytest.raises(ListError, match=r"HMDB51 split lists have no test \(tag 2\) videos"):
+        splits.split_hmdb51(splits.hmdb51_items(tmp_path, 1), val_fraction=0.1, random_state=0)

@@ -16,8 +16,10 @@ import pytest
 
 from twostream.classes import HMDB51_CLASSES, STANFORD40_CLASSES
 from twostream.data.images import pad_resize
-from twostream.data.synthetic import (HMDB51_SPLITS_DIR, generate_hmdb51, generate_stanford40,
-                                      render_clip, render_still, split_tags)
+from twostream.data import layout
+from twostream.data.render import render_clip, render_still
+from twostream.data.synthetic import generate_hmdb51, generate_stanford40, split_tags
+from twostream.errors import MissingInputError
 from twostream.params import SyntheticParams
 
 SMALL = SyntheticParams(images_per_class=20, videos_per_class=8, min_frames=10, max_frames=14,
@@ -99,7 +101,7 @@ def test_stanford40_images_vary_in_size_within_bounds(stanford):
 
 
 def test_hmdb51_videos_are_320x240_30fps_mpeg4(hmdb):
-    assert {p.name for p in hmdb.iterdir()} == {*HMDB51_CLASSES, HMDB51_SPLITS_DIR}
+    assert {p.name for p in hmdb.iterdir()} == {*HMDB51_CLASSES, layout.HMDB51_LISTS}
     for name in HMDB51_CLASSES:
         videos = sorted((hmdb / name).iterdir())
         assert len(videos) == SMALL.videos_per_class
@@ -121,7 +123,7 @@ def test_hmdb51_split_files_are_balanced_and_complete(hmdb):
     for name in HMDB51_CLASSES:
         videos = {p.name for p in (hmdb / name).iterdir()}
         for split in (1, 2, 3):
-            text = (hmdb / HMDB51_SPLITS_DIR / f"{name}_test_split{split}.txt").read_text()
+            text = (hmdb / layout.HMDB51_LISTS / f"{name}_test_split{split}.txt").read_text()
             assert text.endswith(" \n")
             lines = text.splitlines()
             parsed = [SPLIT_LINE.match(line) for line in lines]
@@ -135,6 +137,31 @@ def test_hmdb51_split_files_are_balanced_and_complete(hmdb):
         for k in (1, 2):
             assert len({sum(t == k for t in tags.values()) for tags in classes}) == 1, (split, k)
     assert per_split[1] != per_split[2] != per_split[3]
+
+
+def test_hmdb51_names_group_clips_by_source_video(hmdb):
+    """1-3 clips per source video (the title before the class), as in HMDB51; the lists parse."""
+    for name in HMDB51_CLASSES:
+        files = [p.name for p in (hmdb / name).iterdir()]
+        sources = [layout.hmdb51_source_of(f, name) for f in files]
+        assert all(s and s != f[:-4] for s, f in zip(sources, files)), files
+        per_source = {s: sources.count(s) for s in sources}
+        assert max(per_source.values()) <= 3, per_source
+        entries = layout.parse_hmdb51_list(layout.hmdb51_list(hmdb, name, 1),
+                                           layout.hmdb51_list(hmdb, name, 1).read_text().splitlines())
+        assert sorted(video for _, video, _ in entries) == sorted(files)
+
+
+def test_stanford40_names_parse_to_their_class(stanford):
+    for path in (stanford / "JPEGImages").iterdir():
+        assert layout.stanford40_class_of(path.name) in STANFORD40_CLASSES
+
+
+def test_generators_need_an_existing_directory(tmp_path):
+    with pytest.raises(MissingInputError, match="output directory does not exist"):
+        generate_stanford40(tmp_path / "none", TINY, seed=0)
+    with pytest.raises(MissingInputError, match="output directory does not exist"):
+        generate_hmdb51(tmp_path / "none", TINY, seed=0)
 
 
 def test_split_tags_default_size():

@@ -20,16 +20,28 @@ CLASS_PAIRS: tuple[tuple[str, str], ...] = (
 STANFORD40_CLASSES: tuple[str, ...] = tuple(s for s, _ in CLASS_PAIRS)
 HMDB51_CLASSES: tuple[str, ...] = tuple(h for _, h in CLASS_PAIRS)
 NUM_CLASSES = len(CLASS_PAIRS)
-
 STANFORD40_TO_HMDB51 = dict(CLASS_PAIRS)
-HMDB51_TO_STANFORD40 = {h: s for s, h in CLASS_PAIRS}
+CLASSES = {"stanford40": STANFORD40_CLASSES, "hmdb51": HMDB51_CLASSES}  # by dataset
 
 
 def label_of(name: str) -> int:
-    """Label index of a class given by either dataset's name; unknown names are an error."""
+    """Label index of a class given by either dataset's name; unknown names are a KeyError."""
     if name in STANFORD40_CLASSES:
         return STANFORD40_CLASSES.index(name)
     if name in HMDB51_CLASSES:
         return HMDB51_CLASSES.index(name)
     raise KeyError(f"unknown class {name!r}; known: {', '.join(HMDB51_CLASSES)} "
                    f"(HMDB51) or {', '.join(STANFORD40_CLASSES)} (Stanford40)")
+
+
+def class_problem(dataset: str, name: object, label: object) -> str | None:
+    """Why (`name`, `label`) is not a row of `dataset`'s class table, or None when it is."""
+    names = CLASSES[dataset]
+    if name not in names:
+        return f"class {name!r} is not one of the 12 {dataset} classes ({', '.join(names)})"
+    expected = names.index(name)
+    if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < NUM_CLASSES:
+        return f"label {label!r} is not an integer in 0..{NUM_CLASSES - 1} (class {name} is {expected})"
+    if label != expected:
+        return f"label {label} contradicts class {name} (label {expected}); re-run the split stage"
+    return None

@@ -1,54 +1,53 @@
-"""Shared entry point of the stage scripts: logging, params, and clean errors.
+"""Shared entry point of the stage scripts: logging, params, and clean endings.
 
-Expected failures (a bad param, a missing or corrupt input file, no network for a
-download, weights not cached) end the stage with one clear line naming the file or
-key, exit status 1 and no traceback; anything else is a bug and keeps its traceback.
+Expected failures (`twostream.errors.TwostreamError`: a bad param, a missing or corrupt input
+file, no network for a download, weights not cached) end the stage with one line naming the
+file or key, exit status 1 and no traceback; Ctrl-C ends it with one line and exit status 130.
+Anything else is a bug and keeps its traceback. Outputs are written atomically, so neither
+ending leaves a partial result behind.
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 from collections.abc import Callable
 
-from twostream.params import Params, ParamsError, load_params
+from twostream.errors import TwostreamError
+from twostream.params import Params, RuntimeParams, load_params, load_runtime
 
 log = logging.getLogger("twostream")
 
-
-def expected_errors() -> tuple[type[BaseException], ...]:
-    from twostream.data.images import ImageError
-    from twostream.data.splits import SplitListError
-    from twostream.data.video import VideoError
-    from twostream.device import DeviceUnavailable
-    from twostream.io import InputError
-    from twostream.train import TrainingError
-    from twostream.weights import WeightsUnavailable
-
-    errors: list[type[BaseException]] = [ParamsError, SplitListError, ImageError, VideoError,
-                                         WeightsUnavailable, DeviceUnavailable, InputError, TrainingError,
-                                         FileNotFoundError]
-    try:
-        from twostream.data.sources import SourceError
-        errors.append(SourceError)
-    except ImportError:  # the real-data module imports optional archive readers
-        pass
-    return tuple(errors)
+INTERRUPTED = 128 + signal.SIGINT  # the shell's exit status for a process ended by Ctrl-C
 
 
-def stage_parser(description: str) -> argparse.ArgumentParser:
+def stage_parser(description: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    parser.add_argument("--runtime", default="runtime.yaml", help="runtime settings (default: runtime.yaml)")
     return parser
 
 
-def run_stage(main: Callable[[argparse.Namespace, Params], None], parser: argparse.ArgumentParser) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _rank_prefix() -> str:
+    """`[rank 1] ` under torchrun with several processes, else nothing."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return f"[rank {os.environ.get('RANK', '?')}] "
+    return ""
+
+
+def run_stage(main: Callable[[argparse.Namespace, Params, RuntimeParams | None], None],
+              parser: argparse.ArgumentParser, runtime: bool = True) -> None:
+    """Parse the arguments, load params.yaml (and runtime.yaml unless `runtime` is False), run `main`."""
+    prefix = _rank_prefix()
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s")
     args = parser.parse_args()
     try:
-        params = load_params(args.params)
-        main(args, params)
-    except expected_errors() as exc:
-        log.error("%s", exc)
-        print(f"error: {exc}", file=sys.stderr)
+        main(args, load_params(args.params), load_runtime(args.runtime) if runtime else None)
+    except TwostreamError as exc:
+        print(f"error: {prefix}{exc}", file=sys.stderr)
         sys.exit(1)
+    except KeyboardInterrupt:
+        print(f"error: {prefix}interrupted (Ctrl-C); no partial output is left: run the stage again", file=sys.stderr)
+        sys.exit(INTERRUPTED)

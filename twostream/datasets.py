@@ -1,19 +1,26 @@
-"""Datasets over the prepared arrays (memmapped .npy) and their manifests.
+"""Datasets over the prepared arrays (memmapped .npy) and their manifests, and the training sampler.
 
-Each training stage reads a few big arrays written by the data stages; samples are
-copied out of the memmap one at a time, so memory stays small and workers start fast.
+Each training stage reads a few big arrays written by the data stages; samples are copied out
+of the memmap one at a time, so memory stays small and workers start fast.
+
+Augmentation is a pure function of (seed, epoch, sample): the training sampler yields
+`(index, sample_seed)` pairs and the dataset draws that sample's augmentation from its own
+seed. So the DataLoader's worker count, and the number of data-parallel processes, change
+how fast the pipeline runs but not a single augmented pixel.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, DistributedSampler
 
-from twostream.data.splits import COLUMNS
-from twostream.io import InputError, load_array, read_csv
+from twostream.data.manifests import manifest_name, read_manifest
+from twostream.errors import InputError
+from twostream.io import load_array
 from twostream.params import FRAME_POSITIONS, AugmentParams
 from twostream.transforms import flow_stack, frame_transform
 
@@ -48,8 +55,8 @@ def _chw(array: np.ndarray) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class Split:
-    """Arrays and labels of one split of one dataset, checked for consistent lengths."""
+class SubsetArrays:
+    """The arrays and labels of one subset (train, val or test) of one dataset, of equal length."""
     arrays: dict[str, np.ndarray | LazyArray]
     labels: np.ndarray
     manifest_path: Path
@@ -60,83 +67,108 @@ class Split:
                 raise InputError(f"{self.manifest_path}: {len(self.labels)} rows but {name} array has "
                                  f"{len(array)}; re-run the data stages (`dvc repro`)")
 
-
-def stanford40_split(images_dir: Path, split: str) -> Split:
-    manifest = images_dir / f"stanford40_{split}.csv"
-    return Split({"frames": LazyArray(images_dir / f"stanford40_{split}.npy")},
-                 read_csv(manifest, COLUMNS)["label"].to_numpy(), manifest)
+    @property
+    def image_size(self) -> int:
+        return int(next(iter(self.arrays.values())).shape[-2])
 
 
-def hmdb51_split(frames_dir: Path | None, flow_dir: Path | None, split: str) -> Split:
+def stanford40_subset(images_dir: Path, subset: str) -> SubsetArrays:
+    manifest = Path(images_dir) / manifest_name("stanford40", subset)
+    return SubsetArrays({"frames": LazyArray(Path(images_dir) / f"stanford40_{subset}.npy")},
+                        read_manifest(manifest, "stanford40")["label"].to_numpy(), manifest)
+
+
+def hmdb51_subset(frames_dir: Path | None, flow_dir: Path | None, subset: str) -> SubsetArrays:
     """HMDB51 frames at all positions (frames_dir) and/or flow images (flow_dir), same clips in the same order."""
-    arrays, manifests = {}, {}
+    arrays, manifests = {}, []
     if frames_dir is not None:
-        arrays["positions"] = LazyArray(frames_dir / f"hmdb51_{split}_positions.npy")
-        manifests[frames_dir / f"hmdb51_{split}.csv"] = None
+        arrays["positions"] = LazyArray(Path(frames_dir) / f"hmdb51_{subset}_positions.npy")
+        manifests.append(Path(frames_dir) / manifest_name("hmdb51", subset))
     if flow_dir is not None:
-        arrays["flow"] = LazyArray(flow_dir / f"hmdb51_{split}.npy")
-        manifests[flow_dir / f"hmdb51_{split}.csv"] = None
+        arrays["flow"] = LazyArray(Path(flow_dir) / f"hmdb51_{subset}.npy")
+        manifests.append(Path(flow_dir) / manifest_name("hmdb51", subset))
     if not manifests:
-        raise ValueError("hmdb51_split needs frames_dir or flow_dir")
-    frames = {path: read_csv(path, COLUMNS) for path in manifests}
-    (first, manifest), *others = frames.items()
-    for path, other in others:
-        if list(other["path"]) != list(manifest["path"]):
+        raise ValueError("hmdb51_subset needs frames_dir or flow_dir")
+    first, *others = manifests
+    manifest = read_manifest(first, "hmdb51")
+    for path in others:
+        if list(read_manifest(path, "hmdb51")["path"]) != list(manifest["path"]):
             raise InputError(f"{path} and {first} list different clips; re-run the data stages (`dvc repro`)")
-    return Split(arrays, manifest["label"].to_numpy(), first)
+    return SubsetArrays(arrays, manifest["label"].to_numpy(), first)
 
 
-class FrameDataset(Dataset):
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """The augmentation seed of one sample in one epoch: independent streams, same on every process."""
+    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
+
+
+class SeededSampler(DistributedSampler):
+    """torch's DistributedSampler (this rank's share of a per-epoch permutation) yielding
+    `(index, sample_seed)`, so each sample's augmentation does not depend on which process or
+    worker loads it. With one replica it is a plain seeded shuffle; call set_epoch every epoch."""
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
+        for index in super().__iter__():
+            yield index, sample_seed(self.seed, self.epoch, index)
+
+
+class _Augmented(Dataset):
+    """Base of the datasets: a key is an index, or (index, sample_seed) when augmenting."""
+
+    def __init__(self, labels: np.ndarray):
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def item(self, index: int):
+        raise NotImplementedError
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple):
+            index, seed = key
+            with torch.random.fork_rng(devices=[]):  # leaves the process's own RNG untouched
+                torch.manual_seed(seed)
+                return self.item(int(index)), int(self.labels[index])
+        return self.item(int(key)), int(self.labels[key])
+
+
+class FrameDataset(_Augmented):
     """Single RGB frames: Stanford40 images, or HMDB51 frames at one study position."""
 
-    def __init__(self, split: Split, augment: AugmentParams | None, position: str | None = None):
+    def __init__(self, subset: SubsetArrays, augment: AugmentParams | None, position: str | None = None):
+        super().__init__(subset.labels)
         if position is None:
-            self.frames = split.arrays["frames"]
+            self.frames = subset.arrays["frames"]
             self.position_index = None
         else:
-            self.frames = split.arrays["positions"]
+            self.frames = subset.arrays["positions"]
             self.position_index = FRAME_POSITIONS.index(position)
-        self.labels = split.labels
         self.transform = frame_transform(augment)
 
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def frame(self, index: int) -> torch.Tensor:
-        item = self.frames[index] if self.position_index is None else self.frames[index, self.position_index]
-        return self.transform(_chw(item))
-
-    def __getitem__(self, index: int):
-        return self.frame(index), int(self.labels[index])
+    def item(self, index: int) -> torch.Tensor:
+        frame = self.frames[index] if self.position_index is None else self.frames[index, self.position_index]
+        return self.transform(_chw(frame))
 
 
-class FlowDataset(Dataset):
+class FlowDataset(_Augmented):
     """Stacks of 8 flow images as 24 channels. No augmentation (as in the seed)."""
 
-    def __init__(self, split: Split):
-        self.flow = split.arrays["flow"]
-        self.labels = split.labels
+    def __init__(self, subset: SubsetArrays):
+        super().__init__(subset.labels)
+        self.flow = subset.arrays["flow"]
 
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def stack(self, index: int) -> torch.Tensor:
+    def item(self, index: int) -> torch.Tensor:
         return flow_stack(_chw(self.flow[index]))
 
-    def __getitem__(self, index: int):
-        return self.stack(index), int(self.labels[index])
 
-
-class TwoStreamDataset(Dataset):
+class TwoStreamDataset(_Augmented):
     """(frame at `position`, flow stack) pairs of the same clip."""
 
-    def __init__(self, split: Split, augment: AugmentParams | None, position: str):
-        self.frames = FrameDataset(split, augment, position)
-        self.flows = FlowDataset(split)
-        self.labels = split.labels
+    def __init__(self, subset: SubsetArrays, augment: AugmentParams | None, position: str):
+        super().__init__(subset.labels)
+        self.frames = FrameDataset(subset, augment, position)
+        self.flows = FlowDataset(subset)
 
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int):
-        return (self.frames.frame(index), self.flows.stack(index)), int(self.labels[index])
+    def item(self, index: int):
+        return self.frames.item(index), self.flows.item(index)

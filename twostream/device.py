@@ -1,17 +1,15 @@
-"""Which torch device a stage runs on (params `flow.device`, `train.device`)."""
+"""Which torch device a stage runs on (runtime.yaml `device`)."""
 from __future__ import annotations
 
 import torch
 
-
-class DeviceUnavailable(RuntimeError):
-    """The params ask for a device this machine does not have."""
+from twostream.errors import DeviceUnavailable
 
 
 def resolve_device(device: str, key: str = "device") -> torch.device:
     """`auto` -> CUDA when available, else CPU; `cuda` without CUDA is an error, not a fallback.
 
-    `key` names the params.yaml key the value came from (e.g. flow.device, train.device).
+    `key` names the runtime.yaml key the value came from.
     """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -20,7 +18,7 @@ def resolve_device(device: str, key: str = "device") -> torch.device:
             raise DeviceUnavailable(
                 f"{key} is 'cuda' but CUDA is not available on this machine "
                 f"(torch.cuda.is_available() is False); set {key} to 'auto' or 'cpu' "
-                f"in params.yaml")
+                f"in runtime.yaml")
         return torch.device("cuda")
     if device == "cpu":
         return torch.device("cpu")

@@ -8,7 +8,7 @@ A consequence worth knowing: a nearly static video has its tiny flow stretched t
 colour too (only an exactly zero flow stays white).
 
 Methods (params.yaml `flow.method`):
-- ``dis``: OpenCV DIS optical flow (MEDIUM preset) on grayscale frames; fast, CPU.
+- ``dis``: OpenCV DIS optical flow (`DIS_PRESET`) on grayscale frames; fast, CPU.
 - ``farneback``: OpenCV Farneback dense flow on grayscale frames; CPU.
 - ``raft_small`` / ``raft_large``: torchvision RAFT on frames scaled to [-1, 1], last of
   ``flow.raft_updates`` refinements; the seed used ``raft_large`` with default weights.
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,19 +28,17 @@ from torchvision.utils import flow_to_image
 from tqdm import tqdm
 
 from twostream.device import resolve_device
-from twostream.params import FLOW_METHODS, FlowParams
+from twostream.params import (FLOW_FRAMES, FLOW_METHODS, FLOW_PAIRS, RAFT_METHODS, RAFT_MIN_SIZE, FlowParams,
+                              usable_cpus)
 from twostream.weights import load_pretrained
 
 log = logging.getLogger(__name__)
 
-N_FRAMES = 9
-N_PAIRS = N_FRAMES - 1
-RAFT_METHODS = ("raft_small", "raft_large")
-# torchvision RAFT downsamples by 8 and then builds a 4-level correlation pyramid whose
-# coarsest level needs >= 2 cells: feature maps of >= 16 cells, so images of >= 128 px.
-RAFT_MIN_SIZE = 128
 # OpenCV methods: videos per chunk (bounds memory; the pairs of a chunk run on a thread pool).
 OPENCV_CHUNK_VIDEOS = 16
+# DIS: OpenCV's MEDIUM preset, the middle of its speed/quality trade-off (ULTRAFAST and FAST
+# smear the thin limbs of the synthetic actors at 64 px).
+DIS_PRESET = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
 # Farneback parameters (OpenCV's documented example values): pyramid scale 0.5 with 3 levels
 # (handles motion of several pixels), 15 px averaging window (robust to noise at 64-224 px),
 # 3 iterations per level, polynomial expansion over 5 px neighbourhoods with sigma 1.2.
@@ -53,11 +50,11 @@ def check_frames(frames: np.ndarray) -> None:
     """Frames must be (N, 9, S, S, 3) uint8: 9 square RGB frames per video."""
     shape = getattr(frames, "shape", None)
     dtype = getattr(frames, "dtype", None)
-    if (not isinstance(frames, np.ndarray) or frames.ndim != 5 or frames.shape[1] != N_FRAMES
+    if (not isinstance(frames, np.ndarray) or frames.ndim != 5 or frames.shape[1] != FLOW_FRAMES
             or frames.shape[2] != frames.shape[3] or frames.shape[4] != 3
             or frames.dtype != np.uint8):
         raise ValueError(
-            f"expected (N, {N_FRAMES}, S, S, 3) uint8 frames (9 square RGB frames per video), "
+            f"expected (N, {FLOW_FRAMES}, S, S, 3) uint8 frames (9 square RGB frames per video), "
             f"got {type(frames).__name__} of shape {shape} and dtype {dtype}")
 
 
@@ -80,24 +77,23 @@ class FlowEstimator:
     close(), to release the pool.
     """
 
-    def __init__(self, params: FlowParams) -> None:
+    def __init__(self, params: FlowParams, device: str = "cpu", batch_size: int = 16) -> None:
         if params.method not in FLOW_METHODS:
             raise ValueError(f"unknown flow.method {params.method!r}; one of {', '.join(FLOW_METHODS)}")
         self.params = params
         self.method = params.method
+        self.batch_size = batch_size
         self._pool: ThreadPoolExecutor | None = None
         self._model: torch.nn.Module | None = None
         if self.method in RAFT_METHODS:
-            self.device = resolve_device(params.device, key="flow.device")
+            self.device = resolve_device(device)
             self._model = _load_raft(self.method, params.pretrained).to(self.device).eval()
         else:
-            if params.device == "cuda":
-                log.warning("flow.device is 'cuda' but flow.method %s runs on the CPU (OpenCV)",
-                            self.method)
+            if device == "cuda":
+                log.warning("device is 'cuda' but flow.method %s runs on the CPU (OpenCV)", self.method)
             self.device = torch.device("cpu")
             self._local = threading.local()
-            self._pool = ThreadPoolExecutor(max_workers=_cpu_count(),
-                                            thread_name_prefix="flow")
+            self._pool = ThreadPoolExecutor(max_workers=usable_cpus(), thread_name_prefix="flow")
 
     def __enter__(self) -> FlowEstimator:
         return self
@@ -126,7 +122,7 @@ class FlowEstimator:
 
     def _raft(self, pairs: np.ndarray) -> np.ndarray:
         flows = []
-        batch = self.params.batch_size
+        batch = self.batch_size
         with torch.inference_mode():
             for start in range(0, len(pairs), batch):
                 chunk = torch.from_numpy(np.ascontiguousarray(pairs[start:start + batch]))
@@ -147,8 +143,7 @@ class FlowEstimator:
             if self.method == "dis":
                 dis = getattr(self._local, "dis", None)
                 if dis is None:  # DIS objects keep state: one per thread
-                    dis = self._local.dis = cv2.DISOpticalFlow_create(
-                        cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+                    dis = self._local.dis = cv2.DISOpticalFlow_create(DIS_PRESET)
                 field = dis.calc(first, second, None)
             else:
                 field = cv2.calcOpticalFlowFarneback(first, second, None, **FARNEBACK)
@@ -157,18 +152,6 @@ class FlowEstimator:
         for _ in self._pool.map(one, range(len(pairs))):
             pass  # re-raises the first error of any pair
         return flow
-
-
-def make_flow_fn(params: FlowParams) -> FlowEstimator:
-    """The pair -> flow function of `params.method` (a FlowEstimator)."""
-    return FlowEstimator(params)
-
-
-def _cpu_count() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def _load_raft(method: str, pretrained: bool) -> torch.nn.Module:
@@ -187,15 +170,15 @@ def _load_raft(method: str, pretrained: bool) -> torch.nn.Module:
     return model
 
 
-def _chunk_videos(params: FlowParams) -> int:
+def _chunk_videos(method: str, batch_size: int) -> int:
     """Videos per chunk: for RAFT, chunks hold a whole number of batches (lcm of batch, 8)."""
-    if params.method in RAFT_METHODS:
-        return math.lcm(params.batch_size, N_PAIRS) // N_PAIRS
+    if method in RAFT_METHODS:
+        return math.lcm(batch_size, FLOW_PAIRS) // FLOW_PAIRS
     return OPENCV_CHUNK_VIDEOS
 
 
 def flow_images(frames: np.ndarray, params: FlowParams, out: np.ndarray | None = None,
-                progress: bool = True) -> np.ndarray:
+                progress: bool = True, device: str = "cpu", batch_size: int = 16) -> np.ndarray:
     """8 RGB flow images per video, (N, 8, S, S, 3) uint8, from (N, 9, S, S, 3) uint8 frames.
 
     Videos are processed in chunks, so `frames` may be a read-only memmap and `out` a
@@ -205,7 +188,7 @@ def flow_images(frames: np.ndarray, params: FlowParams, out: np.ndarray | None =
     check_frames(frames)
     n, _, size = frames.shape[:3]
     check_size(params.method, size)
-    shape = (n, N_PAIRS, size, size, 3)
+    shape = (n, FLOW_PAIRS, size, size, 3)
     if out is None:
         out = np.empty(shape, np.uint8)
     elif (not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != np.uint8
@@ -216,8 +199,8 @@ def flow_images(frames: np.ndarray, params: FlowParams, out: np.ndarray | None =
             + ("" if not isinstance(out, np.ndarray) or out.flags.writeable else ", read-only"))
 
     started = time.perf_counter()
-    chunk = _chunk_videos(params)
-    with FlowEstimator(params) as estimate, \
+    chunk = _chunk_videos(params.method, batch_size)
+    with FlowEstimator(params, device, batch_size) as estimate, \
             tqdm(total=n, desc=f"flow ({params.method})", unit="video",
                  disable=not progress) as bar:
         for start in range(0, n, chunk):
@@ -225,7 +208,7 @@ def flow_images(frames: np.ndarray, params: FlowParams, out: np.ndarray | None =
             # consecutive pairs (f0, f1), ..., (f7, f8) of each video, videos in order
             pairs = np.stack([videos[:, :-1], videos[:, 1:]], axis=2)
             pairs = pairs.reshape(-1, 2, size, size, 3)
-            flow = estimate(pairs).reshape(len(videos), N_PAIRS, 2, size, size)
+            flow = estimate(pairs).reshape(len(videos), FLOW_PAIRS, 2, size, size)
             for v, video_flow in enumerate(flow):
                 images = flow_to_image(torch.from_numpy(video_flow))  # one scale per video
                 out[start + v] = images.permute(0, 2, 3, 1).numpy()

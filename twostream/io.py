@@ -1,13 +1,16 @@
 """Atomic writes: an interrupted stage never leaves a half-written file that looks complete.
 
-Everything is written to a temporary sibling, then renamed into place with
-os.replace (atomic on POSIX within one filesystem).
+Everything is written to a temporary sibling (`.<name>.<random>.tmp`), then renamed into
+place with os.replace (atomic on POSIX within one filesystem). A run killed outright
+(SIGKILL, power loss) cannot clean up after itself, so the next atomic write of the same
+output first removes such leftovers.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -17,9 +20,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from twostream.errors import InputError, MissingInputError
 
-class InputError(ValueError):
-    """A prepared input (manifest, array, model file) that is malformed or inconsistent."""
+# tempfile's random part: 8 characters from this alphabet
+_RANDOM = "[a-z0-9_]{8}"
 
 
 def _umask() -> int:
@@ -28,11 +32,29 @@ def _umask() -> int:
     return mask
 
 
+def remove_leftovers(path: str | Path) -> list[Path]:
+    """Delete what an interrupted earlier write of `path` left next to it; returns what went."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(?:{_RANDOM}\.tmp|old)")
+    removed = []
+    for leftover in path.parent.iterdir():
+        if pattern.fullmatch(leftover.name):
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+            removed.append(leftover)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success rename it onto `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -50,6 +72,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temporary directory next to `path`; on success it replaces `path` whole."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(path)
     tmp_path = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp_path
@@ -85,13 +108,6 @@ def write_csv(path: str | Path, frame: pd.DataFrame) -> None:
         frame.to_csv(tmp, index=False)
 
 
-def save_array(path: str | Path, array: np.ndarray) -> None:
-    """np.save, atomically (the file keeps the .npy name np.load expects)."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, array)
-
-
 @contextlib.contextmanager
 def open_array(path: str | Path, shape: tuple[int, ...], dtype: Any = np.uint8) -> Iterator[np.ndarray]:
     """A writable .npy memmap filled in place, renamed into `path` only when complete.
@@ -111,17 +127,21 @@ def load_array(path: str | Path, mmap: bool = True) -> np.ndarray:
     """Load a .npy written by this module; a missing file names the stage to run."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: array not found; run `dvc repro` to produce it")
+        raise MissingInputError(f"{path}: array not found; run `dvc repro` to produce it")
     return np.load(path, mmap_mode="r" if mmap else None)
 
 
 def read_csv(path: str | Path, columns: tuple[str, ...]) -> pd.DataFrame:
-    """Read a manifest CSV and check it has the expected columns."""
+    """Read a CSV and check it has the expected columns."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: manifest not found; run `dvc repro` to produce it")
-    frame = pd.read_csv(path)
+        raise MissingInputError(f"{path}: not found; run `dvc repro` to produce it")
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not a readable CSV ({' '.join(str(exc).split())}); "
+                         f"re-run the stage that writes it") from None
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise InputError(f"{path}: manifest lacks column(s) {', '.join(missing)}; re-run the stage that writes it")
+        raise InputError(f"{path}: lacks column(s) {', '.join(missing)}; re-run the stage that writes it")
     return frame

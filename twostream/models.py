@@ -26,19 +26,76 @@ meet: 7x7 at 224 px, 2x2 at 64 px, 3x3 at 96 px. For other sides they can differ
 """
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torchvision.models import GoogLeNet, GoogLeNet_Weights, ResNet, ResNet18_Weights, googlenet, resnet18
 
+from twostream.params import FLOW_PAIRS, ModelParams
 from twostream.weights import load_pretrained
 
 SPATIAL_FEATURES = 1024  # channels of GoogLeNet's inception5b output
 TEMPORAL_FEATURES = 512  # channels of ResNet-18's layer4 output
-FLOW_CHANNELS = 24  # 8 flow images x 3 channels
-MODEL_KINDS = ("spatial", "temporal")
+FLOW_CHANNELS = 3 * FLOW_PAIRS  # each flow image is RGB (flow_to_image)
+FUSION_DROPOUT = 0.2  # the seed's dropout before the fusion head's fc
+MODEL_KINDS = ("spatial", "temporal", "twostream")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What `build_model` needs to build a network: small, serialisable, stored in every checkpoint.
+
+    kind: spatial (GoogLeNet), temporal (ResNet-18 on flow stacks) or twostream (both, fused).
+    pretrained: load ImageNet weights when building (True only for a fresh model; a model
+    rebuilt from a checkpoint takes its weights from there).
+    transform_input: GoogLeNet's input transform (spatial and twostream; see the module docstring).
+    """
+    kind: str
+    num_classes: int
+    pretrained: bool
+    transform_input: bool
+
+    def __post_init__(self) -> None:
+        if self.kind not in MODEL_KINDS:
+            raise ValueError(f"unknown model kind {self.kind!r}; one of {', '.join(MODEL_KINDS)}")
+        _check_pretrained(self.pretrained)
+
+    @classmethod
+    def fresh(cls, kind: str, num_classes: int, model: ModelParams) -> ModelSpec:
+        """A new model as params.yaml `model` asks: ImageNet weights or random, and the matching input
+        transform (True exactly when the GoogLeNet weights are ImageNet's)."""
+        pretrained = model.pretrained == "imagenet"
+        return cls(kind, num_classes, pretrained, transform_input=pretrained and kind != "temporal")
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ModelSpec:
+        return cls(**raw)
+
+
+def build_model(spec: ModelSpec, streams: tuple[nn.Module, nn.Module] | None = None) -> nn.Module:
+    """The network `spec` describes. For twostream, `streams` = (spatial, temporal) trained models to
+    join; without them both streams are built from the spec (e.g. to load a checkpoint into)."""
+    if spec.kind == "spatial":
+        model = spatial_model(spec.num_classes, spec.pretrained)
+        model.transform_input = spec.transform_input
+        return model
+    if spec.kind == "temporal":
+        return temporal_model(spec.num_classes, spec.pretrained)
+    if streams is None:
+        part = dataclasses.replace(spec, kind="spatial")
+        streams = (build_model(part), build_model(dataclasses.replace(part, kind="temporal")))
+    spatial, temporal = streams
+    if bool(spatial.transform_input) != spec.transform_input:
+        raise ValueError(f"spec says transform_input={spec.transform_input}, the spatial stream has "
+                         f"{spatial.transform_input}")
+    return TwoStream(spatial, temporal, spec.num_classes)
 
 # GoogLeNet's modules from the input to its last inception block, in forward order.
 _GOOGLENET_TRUNK = (
@@ -126,16 +183,6 @@ def temporal_model(num_classes: int, pretrained: bool, in_channels: int = FLOW_C
     return model
 
 
-def build_model(kind: str, num_classes: int, pretrained: bool,
-                in_channels: int = FLOW_CHANNELS) -> nn.Module:
-    """`spatial_model` or `temporal_model` by name; in_channels applies to "temporal" only."""
-    if kind == "spatial":
-        return spatial_model(num_classes, pretrained)
-    if kind == "temporal":
-        return temporal_model(num_classes, pretrained, in_channels)
-    raise ValueError(f"unknown model kind {kind!r}; known: {', '.join(MODEL_KINDS)}")
-
-
 class TwoStream(nn.Module):
     """Two-stream fusion of a spatial GoogLeNet and a temporal ResNet-18.
 
@@ -151,7 +198,7 @@ class TwoStream(nn.Module):
     """
 
     def __init__(self, spatial: nn.Module, temporal: nn.Module, num_classes: int,
-                 dropout: float = 0.2) -> None:
+                 dropout: float = FUSION_DROPOUT) -> None:
         super().__init__()
         if not isinstance(spatial, GoogLeNet):
             raise TypeError(f"spatial must be a torchvision GoogLeNet, got {type(spatial).__name__}")
@@ -175,11 +222,6 @@ class TwoStream(nn.Module):
             ("dropout", nn.Dropout(dropout)),
             ("fc", nn.Linear(SPATIAL_FEATURES, num_classes)),
         ]))
-
-    @property
-    def transform_input(self) -> bool:
-        """The spatial model's input transform flag (see the module docstring)."""
-        return bool(self.spatial.transform_input)
 
     def spatial_features(self, frames: Tensor) -> Tensor:
         """GoogLeNet's inception5b output (B, 1024, h, w), after the model's own input transform."""

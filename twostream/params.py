@@ -1,28 +1,46 @@
-"""Typed, validated view of params.yaml.
+"""Typed, validated views of params.yaml (what is computed) and runtime.yaml (how it runs).
 
-params.yaml is the only place defaults live: every key must be present (no
-defaults hidden here), unknown keys are rejected (a typo must not be ignored),
-and every value is checked. Errors name the file and the dotted key.
+params.yaml is the only place result-affecting defaults live: every key must be present (no
+defaults hidden here), unknown keys are rejected (a typo must not be ignored), and every value
+is checked, including the cross-field limits that later stages would otherwise hit. Errors name
+the file and the dotted key.
+
+runtime.yaml holds the settings that change speed or location, never a result (device, worker
+processes, pinned memory, number of training processes, progress bars, where downloads come from
+and are cached). No
+DVC stage tracks it, so changing it never re-runs a stage.
+
+Both files are read as DVC reads params.yaml: YAML 1.2 through ruamel.yaml's safe loader, so
+`1e-3`, `1E-3` and `.5` are floats here exactly as they are to DVC.
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
 import json
-import types
+import os
 import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
+from twostream.errors import ParamsError
 
+# The seed's protocol: five frame positions of the study; 9 frames around the middle give a
+# stack of 8 consecutive-pair flow images.
 FRAME_POSITIONS = ("first", "first_middle", "middle", "middle_last", "last")
+FLOW_FRAMES = 9
+FLOW_PAIRS = FLOW_FRAMES - 1
 FLOW_METHODS = ("dis", "farneback", "raft_small", "raft_large")
+RAFT_METHODS = ("raft_small", "raft_large")
+TRAIN_STAGES = ("train_spatial", "finetune", "train_flow", "train_fusion")
+SUBSETS = ("train", "val", "test")
 
-
-class ParamsError(ValueError):
-    """A missing, unknown or invalid key in params.yaml."""
+# torchvision's RAFT downsamples by 8 and builds a 4-level correlation pyramid whose coarsest
+# level needs >= 2 cells: feature maps of >= 16 cells, so frames of >= 128 px.
+RAFT_MIN_SIZE = 128
+# Both networks downsample by 32 and the fusion joins their feature maps, which meet only then.
+SIZE_MULTIPLE = 32
 
 
 def _check(ok: bool, key: str, message: str) -> None:
@@ -61,10 +79,6 @@ class SyntheticParams:
         for name in ("images_per_class", "videos_per_class", "video_width", "video_height",
                      "min_image_side"):
             _positive(f"{key}.{name}", getattr(self, name))
-        _check(self.images_per_class >= 20, f"{key}.images_per_class",
-               f"needs >= 20 images per class to fill stratified train/val/test, got {self.images_per_class}")
-        _check(self.videos_per_class >= 10, f"{key}.videos_per_class",
-               f"needs >= 10 clips per class to fill train/val/test, got {self.videos_per_class}")
         _check(self.min_frames >= 9, f"{key}.min_frames",
                f"flow needs >= 9 frames per clip, got {self.min_frames}")
         _check(self.max_frames >= self.min_frames, f"{key}.max_frames",
@@ -74,24 +88,9 @@ class SyntheticParams:
 
 
 @dataclass(frozen=True)
-class RealParams:
-    cache_dir: str
-    stanford40_images_url: str
-    stanford40_splits_url: str
-    hmdb51_videos_url: str
-    hmdb51_splits_url: str
-
-    def validate(self, key: str) -> None:
-        for name in ("cache_dir", "stanford40_images_url", "stanford40_splits_url",
-                     "hmdb51_videos_url", "hmdb51_splits_url"):
-            _check(bool(getattr(self, name).strip()), f"{key}.{name}", "must not be empty")
-
-
-@dataclass(frozen=True)
 class DataParams:
     source: Literal["synthetic", "real"]
     synthetic: SyntheticParams
-    real: RealParams
 
 
 @dataclass(frozen=True)
@@ -100,13 +99,13 @@ class SplitParams:
     test_fraction: float
     val_fraction: float
     oversample: bool
-    hmdb51_split: int
+    hmdb51_fold: int
 
     def validate(self, key: str) -> None:
         _fraction(f"{key}.test_fraction", self.test_fraction)
         _fraction(f"{key}.val_fraction", self.val_fraction)
-        _check(self.hmdb51_split in (1, 2, 3), f"{key}.hmdb51_split",
-               f"must be 1, 2 or 3, got {self.hmdb51_split!r}")
+        _check(self.hmdb51_fold in (1, 2, 3), f"{key}.hmdb51_fold",
+               f"must be 1, 2 or 3 (HMDB51's three official train/test folds), got {self.hmdb51_fold!r}")
 
 
 @dataclass(frozen=True)
@@ -114,25 +113,24 @@ class ImageParams:
     size: int
 
     def validate(self, key: str) -> None:
-        _check(self.size >= 32, f"{key}.size", f"must be >= 32 pixels, got {self.size!r}")
+        _check(self.size >= SIZE_MULTIPLE and self.size % SIZE_MULTIPLE == 0, f"{key}.size",
+               f"must be a multiple of {SIZE_MULTIPLE} (>= {SIZE_MULTIPLE}): both networks downsample by "
+               f"{SIZE_MULTIPLE} and the fusion joins their feature maps, which meet only then; got {self.size!r}")
 
 
 @dataclass(frozen=True)
 class FramesParams:
-    position: Literal["first", "first_middle", "middle", "middle_last", "last"]
+    position: Literal[FRAME_POSITIONS]  # type: ignore[valid-type]
 
 
 @dataclass(frozen=True)
 class FlowParams:
-    method: Literal["dis", "farneback", "raft_small", "raft_large"]
+    method: Literal[FLOW_METHODS]  # type: ignore[valid-type]
     pretrained: bool
     raft_updates: int
-    batch_size: int
-    device: Literal["auto", "cpu", "cuda"]
 
     def validate(self, key: str) -> None:
         _positive(f"{key}.raft_updates", self.raft_updates)
-        _positive(f"{key}.batch_size", self.batch_size)
 
 
 @dataclass(frozen=True)
@@ -156,19 +154,15 @@ class CyclicParams:
 
 @dataclass(frozen=True)
 class TrainParams:
-    device: Literal["auto", "cpu", "cuda"]
     batch_size: int
     weight_decay: float
     schedule: Literal["step", "cyclic"]
     cyclic: CyclicParams
-    num_workers: int
-    pin_memory: bool
     amp: bool
 
     def validate(self, key: str) -> None:
         _positive(f"{key}.batch_size", self.batch_size)
         _non_negative(f"{key}.weight_decay", self.weight_decay)
-        _non_negative(f"{key}.num_workers", self.num_workers)
 
 
 @dataclass(frozen=True)
@@ -232,13 +226,10 @@ class Params:
         _non_negative("seed", self.seed)
         _check(not self.train_flow.augment, "train_flow.augment",
                "must be false: flow stacks are not augmented (flips and rotations would corrupt flow directions)")
-        _check(self.image.size % 32 == 0, "image.size",
-               f"must be a multiple of 32: both networks downsample by 32 and the fusion joins their "
-               f"feature maps, which meet only then; got {self.image.size}")
-        if self.flow.method.startswith("raft"):
-            _check(self.image.size >= 128, "image.size",
-                   f"torchvision's RAFT needs frames of at least 128 px (flow.method: {self.flow.method}); "
-                   f"got {self.image.size}; use a larger size or flow.method: dis")
+        if self.flow.method in RAFT_METHODS:
+            _check(self.image.size >= RAFT_MIN_SIZE, "image.size",
+                   f"torchvision's RAFT needs frames of at least {RAFT_MIN_SIZE} px (flow.method: "
+                   f"{self.flow.method}); got {self.image.size}; use a larger size or flow.method: dis")
         if self.train.schedule == "cyclic":
             for stage in TRAIN_STAGES:
                 lr = self.stage(stage).lr
@@ -252,7 +243,53 @@ class Params:
         return getattr(self, name)
 
 
-TRAIN_STAGES = ("train_spatial", "finetune", "train_flow", "train_fusion")
+@dataclass(frozen=True)
+class DownloadParams:
+    """Where the real datasets' archives come from and where they are cached (runtime.yaml `downloads`).
+
+    Locations only: each archive keeps its official file name and is verified against the
+    known size/checksum, so a mirror or a local copy gives the same data."""
+    cache_dir: str
+    stanford40_images_url: str
+    stanford40_splits_url: str
+    hmdb51_videos_url: str
+    hmdb51_splits_url: str
+
+    def validate(self, key: str) -> None:
+        for field in dataclasses.fields(self):
+            _check(bool(getattr(self, field.name).strip()), f"{key}.{field.name}", "must not be empty")
+
+
+@dataclass(frozen=True)
+class RuntimeParams:
+    """runtime.yaml: how and where to run; nothing here changes a result."""
+    device: Literal["auto", "cpu", "cuda"]
+    nproc: int
+    num_workers: int
+    pin_memory: bool
+    channels_last: bool
+    flow_batch_size: int
+    processes: int
+    progress: bool
+    downloads: DownloadParams
+
+    def validate(self, key: str) -> None:
+        _positive("nproc", self.nproc)
+        _non_negative("num_workers", self.num_workers)
+        _positive("flow_batch_size", self.flow_batch_size)
+        _non_negative("processes", self.processes)
+
+    def cpu_processes(self) -> int:
+        """Worker processes for CPU-bound data work: `processes`, or every core this process may use."""
+        return self.processes or usable_cpus()
+
+
+def usable_cpus() -> int:
+    """Cores this process may run on (the affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def _convert(tp: Any, value: Any, key: str) -> Any:
@@ -262,10 +299,9 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
         return _build(tp, value, key)
     if origin is Literal:
         choices = typing.get_args(tp)
-        _check(value in choices, key,
-               f"{value!r} is not one of {', '.join(map(str, choices))}")
+        _check(value in choices, key, f"{value!r} is not one of {', '.join(map(str, choices))}")
         return value
-    if origin in (list, types.GenericAlias) or origin is list:
+    if origin is list:
         _check(isinstance(value, list), key, f"must be a list, got {value!r}")
         (item_tp,) = typing.get_args(tp)
         return [_convert(item_tp, item, key) for item in value]
@@ -273,8 +309,7 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
         _check(isinstance(value, bool), key, f"must be true or false, got {value!r}")
         return value
     if tp is int:
-        _check(isinstance(value, int) and not isinstance(value, bool), key,
-               f"must be an integer, got {value!r}")
+        _check(isinstance(value, int) and not isinstance(value, bool), key, f"must be an integer, got {value!r}")
         return value
     if tp is float:
         _check(isinstance(value, (int, float)) and not isinstance(value, bool), key,
@@ -308,23 +343,37 @@ def parse_params(raw: dict[str, Any]) -> Params:
     return _build(Params, raw, "")
 
 
-def _read_yaml(path: Path) -> Any:
+def read_yaml(path: str | Path) -> Any:
+    """A YAML file read as DVC reads params.yaml (YAML 1.2, ruamel.yaml's safe loader)."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    path = Path(path)
     if not path.is_file():
         raise ParamsError(f"{path}: file not found (run from the repository root or pass --params)")
     try:
-        return yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
+        return YAML(typ="safe", pure=True).load(path.read_text())
+    except YAMLError as exc:
+        detail = " ".join(str(exc).split())
+        raise ParamsError(f"{path}: not valid YAML: {detail}") from None
+
+
+def _load(path: str | Path, cls: type) -> Any:
+    raw = read_yaml(path)
+    try:
+        return _build(cls, raw if raw is not None else {}, "")
+    except ParamsError as exc:
+        raise ParamsError(f"{path}: {exc}") from None
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Load and validate params.yaml; errors name the file and the key."""
-    path = Path(path)
-    raw = _read_yaml(path)
-    try:
-        return parse_params(raw if raw is not None else {})
-    except ParamsError as exc:
-        raise ParamsError(f"{path}: {exc}") from None
+    return _load(path, Params)
+
+
+def load_runtime(path: str | Path = "runtime.yaml") -> RuntimeParams:
+    """Load and validate runtime.yaml; errors name the file and the key."""
+    return _load(path, RuntimeParams)
 
 
 def as_dict(params: Any) -> dict[str, Any]:
@@ -350,28 +399,36 @@ def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any], source: str 
 
 def read_overrides(path: str | Path) -> dict[str, Any]:
     """A YAML mapping of dotted keys to values (e.g. params-full.yaml)."""
-    path = Path(path)
-    overrides = _read_yaml(path) or {}
+    overrides = read_yaml(path) or {}
     if not isinstance(overrides, dict):
         raise ParamsError(f"{path}: expected a mapping of dotted keys to values")
     return overrides
 
 
+def overrides_as_set_params(overrides: dict[str, Any]) -> str:
+    """`-S 'key=value' ...` arguments for `dvc exp run` (values as JSON, which DVC parses as YAML)."""
+    return " ".join(f"-S '{key}={json.dumps(value)}'" for key, value in overrides.items())
+
+
 def main(argv: list[str] | None = None) -> None:
-    """`python -m twostream.params OVERRIDES`: validate the overrides against params.yaml and print
-    them as `-S key=value` arguments for `dvc exp run`."""
+    """`python -m twostream.params OVERRIDES...`: validate override files (applied in order) against
+    params.yaml and print them as `-S key=value` arguments for `dvc exp run`."""
     import sys
 
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        raise SystemExit("usage: python -m twostream.params OVERRIDES.yaml")
+    if not args:
+        raise SystemExit("usage: python -m twostream.params OVERRIDES.yaml [MORE.yaml ...]")
     try:
-        base = _read_yaml(Path("params.yaml"))
-        overrides = read_overrides(args[0])
-        parse_params(apply_overrides(base, overrides, args[0]))
+        merged_overrides: dict[str, Any] = {}
+        raw = read_yaml("params.yaml")
+        for path in args:
+            overrides = read_overrides(path)
+            raw = apply_overrides(raw, overrides, path)
+            merged_overrides.update(overrides)
+        parse_params(raw)
     except ParamsError as exc:
         raise SystemExit(f"error: {exc}") from None
-    print(" ".join(f"-S '{key}={json.dumps(value)}'" for key, value in overrides.items()))
+    print(overrides_as_set_params(merged_overrides))
 
 
 if __name__ == "__main__":

@@ -18,11 +18,12 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from twostream.io import atomic_path
+from twostream.params import SUBSETS
 
 DPI = 120
 HISTORY_KEYS = ("epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
-SPLITS = ("train", "val", "test")
-SPLIT_COLOURS = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}
+GRID_VIDEOS = 6  # test clips in the frame-position figure: one per class, spread over the 12 classes
+SUBSET_COLOURS = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}
 SPATIAL_COLOUR = "tab:blue"
 TEMPORAL_COLOUR = "tab:red"
 MAX_HEATMAP_CELLS = 384  # per axis; larger weight matrices are block-averaged down
@@ -211,9 +212,10 @@ def frame_positions_png(frames: np.ndarray, titles: Sequence[str], positions: Se
     _save(fig, path)
 
 
-def fusion_weights_png(weight: np.ndarray, path: Path, n_spatial: int = 1024) -> None:
+def fusion_weights_png(weight: np.ndarray, path: Path, n_spatial: int) -> None:
     """|W| of the fusion 1x1 conv as a heatmap, and each input channel's L2 norm over
-    outputs coloured by stream; the title gives each stream's share of squared weight."""
+    outputs coloured by stream; the title gives each stream's share of squared weight.
+    The first `n_spatial` input channels come from the spatial stream (models.SPATIAL_FEATURES)."""
     weight = _fusion_matrix(weight, n_spatial)
     spatial_share, temporal_share = stream_shares(weight, n_spatial)
     n_out, n_in = weight.shape
@@ -262,13 +264,13 @@ def position_study_png(table: Mapping[str, Mapping[str, float]], path: Path) -> 
     if len(table) == 0:
         raise ValueError("position study: table is empty")
     positions = list(table)
-    values = np.zeros((len(positions), len(SPLITS)))
+    values = np.zeros((len(positions), len(SUBSETS)))
     for i, position in enumerate(positions):
         row = table[position]
-        missing = [s for s in SPLITS if s not in row]
+        missing = [s for s in SUBSETS if s not in row]
         if missing:
-            raise ValueError(f"position study: position {position!r} lacks split(s) {', '.join(missing)}")
-        for j, split in enumerate(SPLITS):
+            raise ValueError(f"position study: position {position!r} lacks subset(s) {', '.join(missing)}")
+        for j, split in enumerate(SUBSETS):
             value = float(row[split])
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"position study: {position!r} {split} accuracy {value} is outside [0, 1]")
@@ -277,10 +279,10 @@ def position_study_png(table: Mapping[str, Mapping[str, float]], path: Path) -> 
     fig = _new_figure(max(7.0, 1.6 * len(positions) + 2), 4.8)
     ax = fig.add_subplot()
     x = np.arange(len(positions))
-    width = 0.8 / len(SPLITS)
-    for j, split in enumerate(SPLITS):
-        bars = ax.bar(x + (j - (len(SPLITS) - 1) / 2) * width, values[:, j], width,
-                      color=SPLIT_COLOURS[split], label=split)
+    width = 0.8 / len(SUBSETS)
+    for j, split in enumerate(SUBSETS):
+        bars = ax.bar(x + (j - (len(SUBSETS) - 1) / 2) * width, values[:, j], width,
+                      color=SUBSET_COLOURS[split], label=split)
         ax.bar_label(bars, labels=[f"{v:.2f}" for v in values[:, j]], fontsize=8, padding=2)
     ax.set_xticks(x, positions)
     ax.set_ylim(0.0, 1.0)

@@ -1,4 +1,4 @@
-"""One training loop for all four models.
+"""One training loop for all four models, and one training run of a stage.
 
 Adam + cross-entropy, a learning-rate schedule stepped once per epoch (StepLR or the
 seed's cyclical schedule), validation without augmentation after every epoch, and
@@ -6,12 +6,19 @@ the best epoch kept for real: an epoch is best when validation accuracy rises *a
 validation loss falls relative to the best so far, and at the end the model holds a
 copy of that epoch's weights (the seed's code tested its last epoch instead).
 Accuracy and loss are per sample, not a mean of per-batch means.
+
+`train_stage` is what every training stage calls: loaders, the loop, per-epoch curves
+through DVCLive (TSVs only: the train/val figures of the best epoch are reported once, by
+`evaluate`, in metrics/<model>.json), and the checkpoint. Nothing is written before
+training has succeeded, and everything is written atomically.
 """
 from __future__ import annotations
 
 import logging
 import math
 import random
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,18 +31,20 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from twostream.io import InputError, atomic_path
-from twostream.params import CyclicParams, ParamsError, StageTrainParams, TrainParams
+from twostream.checkpoint import save_checkpoint
+from twostream.device import resolve_device
+from twostream.errors import TrainingError
+from twostream.io import atomic_dir
+from twostream.params import CyclicParams, Params, RuntimeParams, StageTrainParams, TrainParams, as_dict
 
 log = logging.getLogger(__name__)
 
 
-class TrainingError(RuntimeError):
-    """Training that produced no usable model (e.g. a loss that is NaN in every epoch)."""
-
-
 def seed_everything(seed: int) -> None:
-    """Seed every RNG the pipeline touches; CPU runs with the same params give the same weights."""
+    """Seed every RNG the pipeline touches; CPU runs with the same params give the same weights.
+
+    cuDNN: no autotuning and deterministic algorithms, so a GPU run with the same params gives
+    the same weights too (at some cost in speed)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -49,16 +58,16 @@ def _seed_worker(worker_id: int) -> None:
     random.seed(seed)
 
 
-def make_loader(dataset: Dataset, train: TrainParams, shuffle: bool, seed: int,
+def make_loader(dataset: Dataset, batch_size: int, runtime: RuntimeParams, shuffle: bool, seed: int,
                 device: torch.device | None = None) -> DataLoader:
     generator = torch.Generator().manual_seed(seed)
     # A last training batch of one sample breaks BatchNorm on 1x1 feature maps: drop it.
-    drop_last = shuffle and len(dataset) % train.batch_size == 1
-    return DataLoader(dataset, batch_size=train.batch_size, shuffle=shuffle, num_workers=train.num_workers,
+    drop_last = shuffle and len(dataset) % batch_size == 1
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=runtime.num_workers,
                       drop_last=drop_last,
-                      pin_memory=train.pin_memory and device is not None and device.type == "cuda",
+                      pin_memory=runtime.pin_memory and device is not None and device.type == "cuda",
                       worker_init_fn=_seed_worker, generator=generator,
-                      persistent_workers=train.num_workers > 0)
+                      persistent_workers=runtime.num_workers > 0)
 
 
 def cyclic_lr(epoch: int, base_lr: float, max_lr: float, cyclic: CyclicParams) -> float:
@@ -77,9 +86,7 @@ def make_scheduler(optimizer: torch.optim.Optimizer, stage: StageTrainParams,
     """Per-epoch schedule: StepLR(step_size, gamma), or the cyclical one with the stage's lr as first max."""
     if train.schedule == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=stage.step_size, gamma=stage.gamma)
-    if train.cyclic.base_lr >= stage.lr:
-        raise ParamsError(f"train.cyclic.base_lr: must be below the stage's lr ({stage.lr}), "
-                          f"got {train.cyclic.base_lr}")
+    # train.cyclic.base_lr < stage.lr is checked with params.yaml (Params.validate)
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda epoch: cyclic_lr(epoch, train.cyclic.base_lr, stage.lr, train.cyclic) / stage.lr)
 
@@ -116,11 +123,11 @@ def _autocast(device: torch.device, amp: bool):
 
 
 def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, device: torch.device,
-                amp: bool = False, desc: str = "train") -> tuple[float, float]:
+                amp: bool = False, desc: str = "train", progress: bool = True) -> tuple[float, float]:
     """One pass over `loader` with updates; per-sample mean loss and accuracy."""
     model.train()
     loss_sum, correct, count = 0.0, 0, 0
-    for inputs, labels in tqdm(loader, desc=desc, unit="batch", leave=False):
+    for inputs, labels in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
         inputs, labels = _to(inputs, device), labels.to(device, non_blocking=True)
         with _autocast(device, amp):
             logits = _forward(model, inputs)
@@ -136,11 +143,11 @@ def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Opt
 
 @torch.inference_mode()
 def predict(model: nn.Module, loader: DataLoader, device: torch.device, amp: bool = False,
-            desc: str = "eval") -> tuple[np.ndarray, np.ndarray]:
+            desc: str = "eval", progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Logits (N, C) and labels (N,) of every sample, in loader order, in eval mode."""
     model.eval()
     all_logits, all_labels = [], []
-    for inputs, labels in tqdm(loader, desc=desc, unit="batch", leave=False):
+    for inputs, labels in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
         with _autocast(device, amp):
             logits = _forward(model, _to(inputs, device))
         all_logits.append(logits.float().cpu())
@@ -183,7 +190,7 @@ class FitResult:
 def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, stage: StageTrainParams,
         train: TrainParams, device: torch.device, live: Any = None,
         evaluate_fn: Callable[[nn.Module, DataLoader, torch.device, bool], tuple[float, float]] = validate,
-        on_epoch_end: Callable[[int, nn.Module], None] | None = None) -> FitResult:
+        progress: bool = True) -> FitResult:
     """Train for `stage.epochs`, then restore the best epoch's weights into `model`.
 
     `live` is a dvclive.Live (or None): train/val loss and accuracy and the learning
@@ -197,7 +204,7 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, stag
     for epoch in range(1, stage.epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
         train_loss, train_acc = train_epoch(model, train_loader, optimizer, device, train.amp,
-                                            desc=f"epoch {epoch}/{stage.epochs}")
+                                            desc=f"epoch {epoch}/{stage.epochs}", progress=progress)
         val_loss, val_acc = evaluate_fn(model, val_loader, device, train.amp)
         improved = best.update(epoch, val_acc, val_loss, model)
         history.append(EpochRecord(epoch, lr, train_loss, train_acc, val_loss, val_acc, improved))
@@ -208,8 +215,6 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, stag
                                 ("val/loss", val_loss), ("val/accuracy", val_acc), ("lr", lr)):
                 live.log_metric(name, value)
             live.next_step()
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, model)
         scheduler.step()
     if best.state is None or best.epoch is None:  # only when validation loss or accuracy is NaN throughout
         raise TrainingError(f"no epoch had a finite validation loss (last: {history[-1].val_loss}); "
@@ -219,24 +224,38 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, stag
     return FitResult(best.epoch, history)
 
 
-def save_checkpoint(path: Path, model: nn.Module, meta: dict[str, Any], result: FitResult) -> None:
-    """models/<name>.pt: the best weights plus what is needed to rebuild and report the model."""
-    checkpoint = {**meta, "state_dict": model.state_dict(), "best_epoch": result.best_epoch,
-                  "epochs": len(result.history), "history": [asdict(r) for r in result.history]}
-    with atomic_path(path) as tmp:
-        torch.save(checkpoint, tmp)
+def stage_params(params: Params, stage: str, **extra: Any) -> dict[str, Any]:
+    """The params a training stage tracks in dvc.yaml, as recorded in its checkpoint."""
+    recorded = {"seed": params.seed, "model": as_dict(params.model), "train": as_dict(params.train),
+                stage: as_dict(params.stage(stage)), **extra}
+    if params.stage(stage).augment:
+        recorded["augment"] = as_dict(params.augment)
+    return recorded
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: model not found; run the stage that trains it (`dvc repro`)")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # truncated or foreign file: torch raises several types
-        raise InputError(f"{path}: cannot load the model file ({exc}); re-run the stage that trains it") from exc
-    missing = [k for k in ("kind", "state_dict", "history", "best_epoch") if k not in checkpoint]
-    if missing:
-        raise InputError(f"{path}: not a twostream model file (lacks {', '.join(missing)})")
-    return checkpoint
+def train_stage(stage: str, model: nn.Module, train_set: Dataset, val_set: Dataset, params: Params,
+                runtime: RuntimeParams, out: Path, curves: Path | None, meta: dict[str, Any]) -> FitResult:
+    """Train `model` with the stage's params, then write the best epoch's checkpoint to `out` and
+    the per-epoch curves (DVCLive TSVs: train/ and val/ accuracy and loss, lr) to `curves`."""
+    from dvclive import Live
 
+    device = resolve_device(runtime.device)
+    train_loader = make_loader(train_set, params.train.batch_size, runtime, shuffle=True, seed=params.seed,
+                               device=device)
+    val_loader = make_loader(val_set, params.train.batch_size, runtime, shuffle=False, seed=params.seed,
+                             device=device)
+    log.info("%s: %d parameters, %d train / %d val samples, device %s", stage, meta["num_params"],
+             len(train_set), len(val_set), device)
+    with tempfile.TemporaryDirectory(prefix=f"twostream-{stage}-") as scratch:
+        live_dir = Path(scratch) / "live"
+        with Live(dir=str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None) as live:
+            result = fit(model, train_loader, val_loader, params.stage(stage), params.train, device, live=live,
+                         progress=runtime.progress)
+        save_checkpoint(out, model, meta, result.best_epoch, [asdict(r) for r in result.history])
+        if curves is not None:  # DVCLive's own summary (metrics.json) is not kept: evaluate reports it
+            with atomic_dir(curves) as tmp:
+                shutil.copytree(live_dir / "plots" / "metrics", tmp, dirs_exist_ok=True)
+    best = result.best
+    log.info("%s: best epoch %d/%d, val accuracy %.3f -> %s", stage, result.best_epoch, len(result.history),
+             best.val_accuracy, out)
+    return result

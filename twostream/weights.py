@@ -14,11 +14,9 @@ from typing import Any
 import torch
 from torchvision.models import WeightsEnum
 
+from twostream.errors import WeightsUnavailable
+
 log = logging.getLogger(__name__)
-
-
-class WeightsUnavailable(RuntimeError):
-    """Pretrained weights are neither cached nor downloadable."""
 
 
 def weights_path(weights: WeightsEnum) -> Path:

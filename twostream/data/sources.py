@@ -8,7 +8,10 @@ the pipeline reads (the synthetic generator writes the same layout):
     hmdb51/<class>/*.avi                             the 12 classes only
     hmdb51/testTrainMulti_7030_splits/<class>_test_split{1,2,3}.txt
 
-Archives are kept in `data.real.cache_dir` (outside the repository), so re-runs and other
+(names from `twostream.data.layout`). Where the archives come from is a runtime setting
+(runtime.yaml `downloads`): each URL must end in the archive's official file name, and the
+file is verified against what is known of it, so a mirror or a local copy gives the same data.
+Archives are kept in `downloads.cache_dir` (outside the repository), so re-runs and other
 clones never download twice. A download goes to `<name>.part`, is resumed with an HTTP Range
 request after an interruption, and is renamed to `<name>` only once complete and verified
 against the known size/checksum. A URL may also be `file://...` or a plain path: such a local
@@ -42,7 +45,9 @@ import rarfile
 from tqdm import tqdm
 
 from twostream.classes import HMDB51_CLASSES, STANFORD40_CLASSES
-from twostream.params import RealParams
+from twostream.data import layout
+from twostream.errors import ListError, SourceError
+from twostream.params import DownloadParams
 
 try:  # POSIX: serialise concurrent downloads of one file into a shared cache
     import fcntl
@@ -50,10 +55,6 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
-
-
-class SourceError(RuntimeError):
-    """A real dataset could not be downloaded, verified or extracted; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,11 @@ KNOWN_FILES: dict[str, Expected] = {
     "test_train_splits.rar": Expected(md5="15e67781e70dcfbdce2d7dbb9b3344b5"),
 }
 
-HMDB51_SPLITS_DIR = "testTrainMulti_7030_splits"
-HMDB51_SPLITS = (1, 2, 3)
+# runtime.yaml `downloads` key -> the official file name its URL must end in
+ARCHIVES = {"stanford40_images_url": "Stanford40_JPEGImages.zip",
+            "stanford40_splits_url": "Stanford40_ImageSplits.zip",
+            "hmdb51_videos_url": "hmdb51_org.rar",
+            "hmdb51_splits_url": "test_train_splits.rar"}
 RAR_TOOLS_HINT = "on Debian/Ubuntu `sudo apt-get install unar`, on macOS `brew install unar`"
 
 USER_AGENT = "twostream-downloader (python urllib)"
@@ -85,7 +89,6 @@ CHUNK_BYTES = 1 << 20
 RETRIES = 3               # attempts per download; each continues the .part file
 RETRY_DELAY_S = 2.0       # times the attempt number
 
-_STANFORD40_IMAGE = re.compile(r"(?P<cls>[a-z_]+)_(?P<num>\d+)\.jpg")
 
 
 # --------------------------------------------------------------------------- downloads
@@ -110,9 +113,9 @@ def file_name(url: str) -> str:
     return name
 
 
-def cache_dir_of(real: RealParams) -> Path:
-    """`data.real.cache_dir` with `~` and environment variables expanded."""
-    return Path(os.path.expandvars(os.path.expanduser(real.cache_dir)))
+def cache_dir_of(downloads: DownloadParams) -> Path:
+    """`downloads.cache_dir` with `~` and environment variables expanded."""
+    return Path(os.path.expandvars(os.path.expanduser(downloads.cache_dir)))
 
 
 def _is_remote(url: str) -> bool:
@@ -179,7 +182,7 @@ def _locked(lock_path: Path) -> Iterator[None]:
 
 
 def _where(param: str | None) -> str:
-    return f"data.real.{param}" if param else "the matching data.real.*_url param"
+    return f"downloads.{param}" if param else "the matching downloads.*_url setting"
 
 
 def download(url: str, cache_dir: Path, expected: Expected | None = None, *,
@@ -190,7 +193,7 @@ def download(url: str, cache_dir: Path, expected: Expected | None = None, *,
     body is streamed into `<name>.part` (continued with a Range request when a previous
     attempt was cut off; restarted when the server ignores Range), verified, then renamed.
     file:// or a plain path: the file is verified and returned where it is.
-    `param` (e.g. "hmdb51_videos_url") only makes messages name the params.yaml key.
+    `param` (e.g. "hmdb51_videos_url") only makes messages name the runtime.yaml key.
     """
     name = file_name(url)
     if not _is_remote(url):
@@ -269,7 +272,7 @@ def _fetch_part(url: str, part: Path, final: Path, expected: Expected | None,
                 log.warning("server refused to resume %s; starting again", url)
                 part.unlink()
                 continue
-            hint = (f": check the URL ({_where(param)} in params.yaml)" if exc.code == 404
+            hint = (f": check the URL ({_where(param)} in runtime.yaml)" if exc.code == 404
                     else "")
             raise SourceError(f"downloading {url} failed: HTTP {exc.code} {exc.reason}{hint}") from None
         except urllib.error.URLError as exc:
@@ -303,7 +306,7 @@ def _fetch_part(url: str, part: Path, final: Path, expected: Expected | None,
                 part.unlink(missing_ok=True)
                 raise SourceError(
                     f"{url} serves {total:,} bytes but {final.name} is {known_size:,} bytes: "
-                    f"the URL points at a different file ({_where(param)} in params.yaml)")
+                    f"the URL points at a different file ({_where(param)} in runtime.yaml)")
             _stream(resp, part, mode, have, total or known_size, final.name)
         got = part.stat().st_size
         if total is not None and got < total:
@@ -330,9 +333,19 @@ def _stream(resp: http.client.HTTPResponse, part: Path, mode: str, have: int,
             bar.update(len(chunk))
 
 
-def _download_param(real: RealParams, field: str) -> Path:
-    url = getattr(real, field)
-    return download(url, cache_dir_of(real), expected_for(url), param=field)
+def _check_names(downloads: DownloadParams, *fields: str) -> None:
+    """Every URL of `fields` ends in its archive's official name (checked before any download)."""
+    for field in fields:
+        url = getattr(downloads, field)
+        if file_name(url) != ARCHIVES[field]:
+            raise SourceError(f"runtime.yaml: downloads.{field}: {url!r} must end in the official file name "
+                              f"{ARCHIVES[field]} (a mirror or local copy keeps the name, so it is verified and "
+                              f"cached as that archive)")
+
+
+def _download_param(downloads: DownloadParams, field: str) -> Path:
+    url = getattr(downloads, field)
+    return download(url, cache_dir_of(downloads), expected_for(url), param=field)
 
 
 # --------------------------------------------------------------------------- extraction
@@ -391,24 +404,27 @@ def extract_stanford40(images_zip: Path, splits_zip: Path, out_dir: Path) -> Non
                 raise SourceError(f"{splits_zip} has no ImageSplits/{name}: "
                                   f"is it Stanford40_ImageSplits.zip?")
             with zf.open(lists[name]) as src:
-                _copy_stream(src, out_dir / "ImageSplits" / name)
+                _copy_stream(src, layout.stanford40_list(out_dir, name))
     with _reading_zip(images_zip) as zf:
         for info in zf.infolist():
             member = PurePosixPath(info.filename)
-            if info.is_dir() or member.parent.name != "JPEGImages":
+            if info.is_dir() or member.parent.name != layout.STANFORD40_IMAGES:
                 continue
-            m = _STANFORD40_IMAGE.fullmatch(member.name)
-            if not m or m.group("cls") not in wanted:
+            try:
+                cls = layout.stanford40_class_of(member.name)
+            except ListError:
+                continue  # not an image of the dataset's naming scheme
+            if cls not in wanted:
                 continue
             with zf.open(info) as src:
-                _copy_stream(src, out_dir / "JPEGImages" / member.name)
-            counts[m.group("cls")] += 1
+                _copy_stream(src, out_dir / layout.stanford40_image(member.name))
+            counts[cls] += 1
     missing = [c for c, n in counts.items() if n == 0]
     if missing:
         raise SourceError(f"{images_zip} has no images of {', '.join(missing)} "
                           f"(expected JPEGImages/<class>_<NNN>.jpg): is it Stanford40_JPEGImages.zip?")
-    for name in ("train.txt", "test.txt"):
-        if (out_dir / "ImageSplits" / name).stat().st_size == 0:
+    for name in layout.STANFORD40_LIST_FILES:
+        if layout.stanford40_list(out_dir, name).stat().st_size == 0:
             raise SourceError(f"{splits_zip}: ImageSplits/{name} is empty")
     log.info("Stanford40: %d images of %d classes", sum(counts.values()), len(counts))
 
@@ -500,7 +516,7 @@ def extract_inner_rar(outer: rarfile.RarFile, outer_path: Path, info: rarfile.Ra
 
 def extract_hmdb51(videos_rar: Path, splits_rar: Path, out_dir: Path) -> None:
     """`<class>/*.avi` and the 36 split files of the 12 classes into `out_dir`."""
-    split_names = [f"{c}_test_split{k}.txt" for c in HMDB51_CLASSES for k in HMDB51_SPLITS]
+    split_names = [layout.hmdb51_list_name(c, k) for c in HMDB51_CLASSES for k in layout.HMDB51_FOLDS]
     with _open_rar(videos_rar) as outer, _open_rar(splits_rar) as splits:
         outer_members, split_members = _by_name(outer), _by_name(splits)
         missing = [f"{c}.rar" for c in HMDB51_CLASSES if f"{c}.rar" not in outer_members]
@@ -518,7 +534,7 @@ def extract_hmdb51(videos_rar: Path, splits_rar: Path, out_dir: Path) -> None:
 
         for name in split_names:
             _rar_member(splits, splits_rar, split_members[name],
-                        out_dir / HMDB51_SPLITS_DIR / name)
+                        out_dir / layout.HMDB51_LISTS / name)
         scratch = out_dir / ".inner-rar"
         scratch.mkdir()
         try:
@@ -535,8 +551,8 @@ def _check_hmdb51(out_dir: Path, splits_rar: Path) -> None:
         videos = {p.name for p in (out_dir / cls).glob("*.avi") if p.stat().st_size > 0}
         if not videos:
             raise SourceError(f"HMDB51 class {cls} has no non-empty videos after extraction")
-        for k in HMDB51_SPLITS:
-            path = out_dir / HMDB51_SPLITS_DIR / f"{cls}_test_split{k}.txt"
+        for k in layout.HMDB51_FOLDS:
+            path = layout.hmdb51_list(out_dir, cls, k)
             listed = {line.split()[0] for line in path.read_text(errors="replace").splitlines()
                       if line.strip()}
             if not listed:
@@ -549,27 +565,29 @@ def _check_hmdb51(out_dir: Path, splits_rar: Path) -> None:
 
 # --------------------------------------------------------------------------- the two datasets
 
-def fetch_stanford40(out_dir: Path, real: RealParams) -> None:
+def fetch_stanford40(out_dir: Path, downloads: DownloadParams) -> None:
     """Download (or reuse) the Stanford40 zips and extract the 12 classes into `out_dir`.
 
     `out_dir` must exist and be empty; on failure it is emptied again.
     """
     out_dir = Path(out_dir)
     _require_empty_dir(out_dir)
-    images = _download_param(real, "stanford40_images_url")
-    splits = _download_param(real, "stanford40_splits_url")
+    _check_names(downloads, "stanford40_images_url", "stanford40_splits_url")
+    images = _download_param(downloads, "stanford40_images_url")
+    splits = _download_param(downloads, "stanford40_splits_url")
     with _emptied_on_error(out_dir):
         extract_stanford40(images, splits, out_dir)
 
 
-def fetch_hmdb51(out_dir: Path, real: RealParams) -> None:
+def fetch_hmdb51(out_dir: Path, downloads: DownloadParams) -> None:
     """Download (or reuse) the HMDB51 RARs and extract the 12 classes into `out_dir`.
 
     `out_dir` must exist and be empty; on failure it is emptied again.
     """
     out_dir = Path(out_dir)
     _require_empty_dir(out_dir)
-    videos = _download_param(real, "hmdb51_videos_url")
-    splits = _download_param(real, "hmdb51_splits_url")
+    _check_names(downloads, "hmdb51_videos_url", "hmdb51_splits_url")
+    videos = _download_param(downloads, "hmdb51_videos_url")
+    splits = _download_param(downloads, "hmdb51_splits_url")
     with _emptied_on_error(out_dir):
         extract_hmdb51(videos, splits, out_dir)

@@ -1,15 +1,15 @@
-"""Train/val/test manifests for Stanford40 and HMDB51.
+"""The split stage's logic: train/val/test manifests for Stanford40 and HMDB51.
 
-Manifests are small CSVs with columns `path` (relative to the dataset's raw
-root), `label` (0..11) and `class` (the dataset's own class name).
+Stanford40: the official train and test lists are merged, restricted to the 12 classes, then
+split stratified: `test_fraction` of all images for test, then `val_fraction` of the rest for
+val. Train and val are oversampled to balance the classes *after* splitting (no image leaks
+between subsets); test never is.
 
-Stanford40: the official train and test lists are merged, restricted to the 12
-classes, then split stratified: `test_fraction` of all images for test, then
-`val_fraction` of the rest for val. Train and val are oversampled to balance the
-classes *after* splitting (no image leaks between splits); test never is.
+HMDB51: one of the three official folds (`split.hmdb51_fold`); tag 1 is train, tag 2 test,
+tag 0 unused; `val_fraction` of train (stratified) becomes val.
 
-HMDB51: official split `hmdb51_split`; tag 1 is train, tag 2 test, tag 0
-unused; `val_fraction` of train (stratified) becomes val.
+Every list entry must name a file that exists under the raw root, and every class a class of
+the table: a problem stops here, naming the list and the line, not stages later.
 """
 from __future__ import annotations
 
@@ -20,40 +20,53 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from twostream.classes import HMDB51_CLASSES, STANFORD40_CLASSES, label_of
-
-COLUMNS = ("path", "label", "class")
-SPLITS = ("train", "val", "test")
-
-
-class SplitListError(ValueError):
-    """A split list that is missing or malformed."""
+from twostream.data import layout
+from twostream.data.manifests import COLUMNS, check_manifest
+from twostream.data.sizes import held_out
+from twostream.errors import ListError
+from twostream.params import SUBSETS
 
 
-def _read_lines(path: Path) -> list[str]:
+def read_list(path: Path) -> list[str]:
+    """The lines of a list file, stripped; a missing file names the stage to run."""
     if not path.is_file():
-        raise SplitListError(f"{path}: split list not found; run the download stage first")
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        raise ListError(f"{path}: split list not found; run the download stage first")
+    return [line.strip() for line in path.read_text(errors="replace").splitlines()]
 
 
-def stanford40_class_of(file_name: str) -> str:
-    """`riding_a_bike_007.jpg` -> `riding_a_bike`."""
-    stem, sep, number = Path(file_name).stem.rpartition("_")
-    if not sep or not number.isdigit():
-        raise SplitListError(f"not a Stanford40 image name (<class>_<NNN>.jpg): {file_name!r}")
-    return stem
+def stratified(frame: pd.DataFrame, fraction: float, random_state: int, key: str):
+    """train_test_split stratified by label; an error naming the param when it cannot stratify."""
+    classes = frame["label"].nunique()
+    out = held_out(len(frame), fraction)
+    if out < classes or len(frame) - out < classes:
+        raise ListError(f"{key}: {fraction} of {len(frame)} items gives {out} held out; a stratified "
+                        f"split of {classes} classes needs at least {classes} on each side "
+                        f"(use more data or another fraction)")
+    return train_test_split(frame, test_size=fraction, stratify=frame["label"], random_state=random_state)
 
 
 def stanford40_items(root: Path) -> pd.DataFrame:
     """All images of the 12 classes from the official train.txt + test.txt."""
-    names: list[str] = []
-    for list_name in ("train.txt", "test.txt"):
-        names += _read_lines(root / "ImageSplits" / list_name)
-    rows = [(f"JPEGImages/{n}", stanford40_class_of(n)) for n in names]
-    frame = pd.DataFrame(rows, columns=["path", "class"])
-    frame = frame[frame["class"].isin(STANFORD40_CLASSES)].drop_duplicates("path")
+    rows = []
+    for list_name in layout.STANFORD40_LIST_FILES:
+        path = layout.stanford40_list(root, list_name)
+        for number, name in enumerate(read_list(path), start=1):
+            if not name:
+                continue
+            try:
+                cls = layout.stanford40_class_of(name)
+            except ListError as exc:
+                raise ListError(f"{path}:{number}: {exc}") from None
+            if cls in STANFORD40_CLASSES:
+                rows.append((layout.stanford40_image(name), cls, f"{path}:{number}"))
+    frame = pd.DataFrame(rows, columns=["path", "class", "where"]).drop_duplicates("path")
     missing = [c for c in STANFORD40_CLASSES if c not in set(frame["class"])]
     if missing:
-        raise SplitListError(f"{root / 'ImageSplits'}: no images of class(es) {', '.join(missing)}")
+        raise ListError(f"{root / layout.STANFORD40_LISTS}: no images of class(es) {', '.join(missing)}")
+    absent = [(w, p) for p, w in zip(frame["path"], frame["where"]) if not (root / p).is_file()]
+    if absent:
+        raise ListError(f"{absent[0][0]}: {absent[0][1]} does not exist under {root} "
+                        f"({len(absent)} listed image(s) missing); re-run the download stage")
     frame["label"] = frame["class"].map(label_of)
     return frame.sort_values(["label", "path"]).reset_index(drop=True)[list(COLUMNS)]
 
@@ -69,46 +82,29 @@ def oversample(frame: pd.DataFrame, random_state: int) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def _stratified(frame: pd.DataFrame, fraction: float, random_state: int, key: str):
-    """train_test_split, stratified by label, with an error naming the param when it cannot stratify."""
-    classes = frame["label"].nunique()
-    held_out = int(np.ceil(fraction * len(frame)))
-    if held_out < classes or len(frame) - held_out < classes:
-        raise SplitListError(f"{key}: {fraction} of {len(frame)} items gives {held_out} held out; a stratified "
-                             f"split of {classes} classes needs at least {classes} on each side "
-                             f"(use more data or another fraction)")
-    return train_test_split(frame, test_size=fraction, stratify=frame["label"], random_state=random_state)
-
-
 def split_stanford40(items: pd.DataFrame, test_fraction: float, val_fraction: float,
                      random_state: int, balance: bool) -> dict[str, pd.DataFrame]:
-    rest, test = _stratified(items, test_fraction, random_state, "split.test_fraction")
-    train, val = _stratified(rest, val_fraction, random_state, "split.val_fraction")
-    splits = {"train": train, "val": val, "test": test}
+    rest, test = stratified(items, test_fraction, random_state, "split.test_fraction")
+    train, val = stratified(rest, val_fraction, random_state, "split.val_fraction")
+    subsets = {"train": train, "val": val, "test": test}
     if balance:
-        splits["train"] = oversample(train, random_state)
-        splits["val"] = oversample(val, random_state + 1)
-    return {k: v.reset_index(drop=True)[list(COLUMNS)] for k, v in splits.items()}
+        subsets["train"] = oversample(train, random_state)
+        subsets["val"] = oversample(val, random_state + 1)
+    return {k: v.reset_index(drop=True)[list(COLUMNS)] for k, v in subsets.items()}
 
 
-def parse_hmdb51_split_file(path: Path) -> list[tuple[str, int]]:
-    """Lines `<video>.avi <tag>`, tag 0 (unused), 1 (train) or 2 (test)."""
-    entries = []
-    for number, line in enumerate(_read_lines(path), start=1):
-        parts = line.split()
-        if len(parts) != 2 or not parts[0].endswith(".avi") or parts[1] not in ("0", "1", "2"):
-            raise SplitListError(f"{path}:{number}: expected '<video>.avi <0|1|2>', got {line!r}")
-        entries.append((parts[0], int(parts[1])))
-    return entries
-
-
-def hmdb51_items(root: Path, split: int) -> pd.DataFrame:
-    """Videos of the 12 classes with their tag in official split `split`."""
+def hmdb51_items(root: Path, fold: int) -> pd.DataFrame:
+    """Videos of the 12 classes with their tag in official fold `fold`; listed videos must exist."""
     rows = []
     for cls in HMDB51_CLASSES:
-        list_path = root / "testTrainMulti_7030_splits" / f"{cls}_test_split{split}.txt"
-        rows += [(f"{cls}/{video}", label_of(cls), cls, tag)
-                 for video, tag in parse_hmdb51_split_file(list_path)]
+        path = layout.hmdb51_list(root, cls, fold)
+        entries = layout.parse_hmdb51_list(path, read_list(path))
+        for number, video, tag in entries:
+            relative = layout.hmdb51_video(cls, video)
+            if tag != 0 and not (root / relative).is_file():
+                raise ListError(f"{path}:{number}: {video} (tagged {layout.HMDB51_TAGS[tag]}) does not exist in "
+                                f"{root / cls}; re-run the download stage, or tag it 0 (unused)")
+            rows.append((relative, label_of(cls), cls, tag))
     return pd.DataFrame(rows, columns=[*COLUMNS, "tag"])
 
 
@@ -117,31 +113,25 @@ def split_hmdb51(items: pd.DataFrame, val_fraction: float, random_state: int) ->
     test = items[items["tag"] == 2]
     for name, part in (("train (tag 1)", train_all), ("test (tag 2)", test)):
         if part.empty:
-            raise SplitListError(f"HMDB51 split lists have no {name} videos")
-    train, val = _stratified(train_all, val_fraction, random_state, "split.val_fraction")
-    splits = {"train": train.sort_values(["label", "path"]), "val": val.sort_values(["label", "path"]),
-              "test": test}
-    return {k: v.reset_index(drop=True)[list(COLUMNS)] for k, v in splits.items()}
+            raise ListError(f"HMDB51 split lists have no {name} videos")
+    train, val = stratified(train_all, val_fraction, random_state, "split.val_fraction")
+    subsets = {"train": train.sort_values(["label", "path"]), "val": val.sort_values(["label", "path"]),
+               "test": test}
+    return {k: v.reset_index(drop=True)[list(COLUMNS)] for k, v in subsets.items()}
 
 
 SEED_LISTS = Path(__file__).parent / "seed_splits"
 
 
-def _label(name: str, source: Path) -> int:
-    try:
-        return label_of(name)
-    except KeyError as exc:
-        raise SplitListError(f"{source}: {exc.args[0]}") from None
+def _seed_list(dataset: str, name: str) -> tuple[Path, list[str]]:
+    path = SEED_LISTS / dataset / name
+    return path, [line for line in read_list(path) if line]
 
 
-def _seed_list(dataset: str, name: str) -> list[str]:
-    return _read_lines(SEED_LISTS / dataset / name)
-
-
-def _check_present(frame: pd.DataFrame, root: Path) -> pd.DataFrame:
+def _require_seed_files(frame: pd.DataFrame, root: Path) -> pd.DataFrame:
     missing = [p for p in frame["path"].unique() if not (root / p).is_file()]
     if missing:
-        raise SplitListError(
+        raise ListError(
             f"split.lists: seed names {len(missing)} file(s) missing from {root}, e.g. {missing[0]}: the "
             f"authors' lists need the real datasets (data.source: real); use split.lists: generated otherwise")
     return frame
@@ -152,24 +142,28 @@ def seed_stanford40(root: Path, balance: bool) -> dict[str, pd.DataFrame]:
     names = {"train": "train_files_osamp.txt" if balance else "train_files.txt",
              "val": "val_files_osamp.txt" if balance else "val_files.txt", "test": "test_files.txt"}
     out = {}
-    for split, list_name in names.items():
-        files = _seed_list("Stanford40", list_name)
-        classes = [stanford40_class_of(f) for f in files]
-        frame = pd.DataFrame({"path": [f"JPEGImages/{f}" for f in files],
+    for subset, list_name in names.items():
+        path, files = _seed_list("Stanford40", list_name)
+        classes = [layout.stanford40_class_of(f) for f in files]
+        frame = pd.DataFrame({"path": [layout.stanford40_image(f) for f in files],
                               "label": [label_of(c) for c in classes], "class": classes})
-        out[split] = _check_present(frame, root)
+        out[subset] = _require_seed_files(check_manifest(frame, "stanford40", path), root)
     return out
 
 
 def seed_hmdb51(root: Path) -> dict[str, pd.DataFrame]:
-    """The authors' exact HMDB51 split-1 lists (756 / 84 / 360 clips)."""
+    """The authors' exact HMDB51 fold-1 lists (756 / 84 / 360 clips)."""
     out = {}
-    for split in SPLITS:
-        files, classes = _seed_list("HMDB51", f"{split}_files.txt"), _seed_list("HMDB51", f"{split}_labels.txt")
+    for subset in SUBSETS:
+        files_path, files = _seed_list("HMDB51", f"{subset}_files.txt")
+        labels_path, classes = _seed_list("HMDB51", f"{subset}_labels.txt")
         if len(files) != len(classes):
-            raise SplitListError(f"{SEED_LISTS / 'HMDB51'}: {split}_files.txt and {split}_labels.txt differ in length")
-        frame = pd.DataFrame({"path": [f"{c}/{f}" for f, c in zip(files, classes)],
-                              "label": [_label(c, SEED_LISTS / "HMDB51" / f"{split}_labels.txt") for c in classes],
-                              "class": classes})
-        out[split] = _check_present(frame, root)
+            raise ListError(f"{files_path} and {labels_path} differ in length ({len(files)} vs {len(classes)})")
+        unknown = next((i for i, c in enumerate(classes) if c not in HMDB51_CLASSES), None)
+        if unknown is not None:
+            raise ListError(f"{labels_path}:{unknown + 1}: class {classes[unknown]!r} is not one of the 12 "
+                            f"hmdb51 classes")
+        frame = pd.DataFrame({"path": [layout.hmdb51_video(c, f) for f, c in zip(files, classes)],
+                              "label": [label_of(c) for c in classes], "class": classes})
+        out[subset] = _require_seed_files(check_manifest(frame, "hmdb51", labels_path), root)
     return out

@@ -20,6 +20,7 @@ the VideoError, which names the file, the problem, FFmpeg's words for it, and wh
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -33,9 +34,8 @@ from av.video.reformatter import VideoReformatter
 
 from twostream.data.images import pad_resize
 from twostream.errors import VideoError
-from twostream.params import FRAME_POSITIONS
+from twostream.params import FLOW_FRAMES, FRAME_POSITIONS
 
-FLOW_FRAMES = 9  # 9 frames -> 8 consecutive pairs -> 8 flow images
 HEADER_SLACK = 1  # frames the container may claim beyond those that decode (HMDB51's AVIs: one)
 FIX = "replace the file or remove it from the split lists"
 _MAX_LOG_LINES = 4  # FFmpeg log lines quoted in an error message
@@ -234,6 +234,7 @@ def sample_videos(paths: Iterable[Path], size: int, processes: int) -> Iterator[
 
 def _init_worker() -> None:
     cv2.setNumThreads(1)  # the pool is the parallelism; OpenCV's threads would oversubscribe the cores
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the stage's to handle: it ends the pool
 
 
 def _sample_in_worker(path: Path, size: int) -> tuple[tuple[int, np.ndarray, np.ndarray] | None, str | None]:

@@ -1,0 +1,79 @@
+"""Model files (models/*.pt): save, load, rebuild, and what they record about the model.
+
+A checkpoint is a dict: the `ModelSpec` (enough to rebuild the network without downloading
+anything), the best epoch's weights, the dataset and class names it was trained on, the
+image size, its parameter count, the training history and best epoch, and the params the
+training stage tracks. It is written with `torch.save` to an open file handle inside an
+atomic write: torch stores the *file name* it is given inside the archive, so saving to the
+temporary path would make identical weights give different bytes on every run.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from twostream.errors import InputError, MissingInputError
+from twostream.io import atomic_path
+from twostream.models import ModelSpec, build_model, count_parameters
+
+REQUIRED = ("spec", "state_dict", "dataset", "classes", "image_size", "num_params", "history", "best_epoch",
+            "epochs")
+
+
+def checkpoint_meta(spec: ModelSpec, model: nn.Module, dataset: str, classes: tuple[str, ...],
+                    image_size: int, params: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """Everything a checkpoint records besides weights and history (`params`: the stage's own params)."""
+    return {"spec": spec.as_dict(), "dataset": dataset, "classes": list(classes), "image_size": int(image_size),
+            "num_params": count_parameters(model), "params": params, **extra}
+
+
+def save_checkpoint(path: Path | str, model: nn.Module, meta: dict[str, Any], best_epoch: int,
+                    history: list[dict[str, Any]]) -> None:
+    """The model's weights (on CPU) with `meta`, its history and best epoch, written atomically."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    checkpoint = {**meta, "state_dict": state, "best_epoch": int(best_epoch), "epochs": len(history),
+                  "history": history}
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(checkpoint, fh)
+
+
+def load_checkpoint(path: Path | str) -> dict[str, Any]:
+    """A checkpoint dict; a missing, unreadable or foreign file names the stage to re-run."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingInputError(f"{path}: model not found; run the stage that trains it (`dvc repro`)")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # truncated or foreign file: torch raises several types
+        raise InputError(f"{path}: cannot load the model file ({' '.join(str(exc).split())}); "
+                         f"re-run the stage that trains it") from None
+    missing = [k for k in REQUIRED if not isinstance(checkpoint, dict) or k not in checkpoint]
+    if missing:
+        raise InputError(f"{path}: not a twostream model file of this version (lacks {', '.join(missing)}); "
+                         f"re-run the stage that trains it")
+    return checkpoint
+
+
+def rebuild(checkpoint: dict[str, Any]) -> nn.Module:
+    """The network a checkpoint describes, with its weights (no pretrained download)."""
+    spec = ModelSpec.from_dict({**checkpoint["spec"], "pretrained": False})
+    model = build_model(spec)
+    model.load_state_dict(checkpoint["state_dict"])
+    return model
+
+
+def load_model(path: Path | str) -> tuple[nn.Module, dict[str, Any]]:
+    """(model, checkpoint) of a model file."""
+    checkpoint = load_checkpoint(path)
+    try:
+        return rebuild(checkpoint), checkpoint
+    except (RuntimeError, ValueError, TypeError) as exc:  # spec or weights that do not fit
+        raise InputError(f"{path}: the weights do not fit the recorded model ({' '.join(str(exc).split())[:300]}); "
+                         f"re-run the stage that trains it") from None
+
+
+def spec_of(checkpoint: dict[str, Any]) -> ModelSpec:
+    return ModelSpec.from_dict(checkpoint["spec"])
