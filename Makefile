@@ -1,4 +1,5 @@
-# Two commands reproduce everything: `make repro` (the pipeline) and `make test` (the test suite).
+# Two commands reproduce everything: `make repro` (the pipeline, then README.md's results section from
+# metrics/ and plots/) and `make test` (the test suite).
 # Both create .venv and install the pinned dependencies on first use.
 PYTHON ?= python3
 VENV := .venv
@@ -20,6 +21,7 @@ install: $(STAMP)
 
 repro: $(STAMP)
 	$(BIN)/dvc repro
+	$(BIN)/python scripts/readme_results.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -1,4 +1,5 @@
-"""Stage evaluate: test metrics, confusion matrices, curves, the seed's figures and the results table."""
+"""Stage evaluate: test metrics (one clip and the whole video, the late fusion), confusion matrices, curves, the
+seed's figures, the accuracy per class and the results table."""
 from pathlib import Path
 
 import numpy as np
@@ -6,14 +7,17 @@ import numpy as np
 from twostream import plots
 from twostream.checkpoint import load_model
 from twostream.cli import log, run_stage, stage_parser
-from twostream.datasets import FlowDataset, FrameDataset, TwoStreamDataset, hmdb51_subset, stanford40_subset
-from twostream.evaluate import (confusion, confusion_rows, metrics_files, metrics_record, predict_dataset,
-                                results_markdown)
+from twostream.datasets import (FlowDataset, FrameDataset, TwoStreamDataset, hmdb51_subset, hmdb51_test_clips,
+                                stanford40_subset)
+from twostream.errors import InputError
+from twostream.evaluate import (confusion, confusion_rows, late_fusion, metrics_files, metrics_record,
+                                predict_dataset, scores, video_logits)
 from twostream.io import load_array, write_csv, write_json, write_text
 from twostream.data.manifests import manifest_name, read_manifest
-from twostream.model_table import MODELS, model_path
+from twostream.model_table import MODELS, TRAINED, VIDEO_MODELS, model_path
 from twostream.models import SPATIAL_FEATURES
 from twostream.params import FRAME_POSITIONS
+from twostream.report import confusion_name, per_class_accuracy, results_file
 
 
 def test_set(entry, images: Path, frames: Path, flow: Path, position: str):
@@ -24,6 +28,18 @@ def test_set(entry, images: Path, frames: Path, flow: Path, position: str):
     if entry.inputs == ("flow",):
         return FlowDataset(hmdb51_subset(None, flow, "test"))
     return TwoStreamDataset(hmdb51_subset(frames, flow, "test"), None, position)
+
+
+def test_clips_set(entry, frames: Path, flow: Path):
+    """The K clips of every HMDB51 test video, K consecutive samples per video; and K."""
+    if entry.inputs == ("frames",):
+        clips, k = hmdb51_test_clips(frames, None)
+        return FrameDataset(clips, None), k
+    if entry.inputs == ("flow",):
+        clips, k = hmdb51_test_clips(None, flow)
+        return FlowDataset(clips), k
+    clips, k = hmdb51_test_clips(frames, flow)
+    return TwoStreamDataset(clips, None, None), k
 
 
 def frame_position_grid(frames: Path, out: Path) -> None:
@@ -42,16 +58,37 @@ def main(args, params, runtime):
     headline = params.frames.position
     batch, amp = params.train.batch_size, params.train.amp
     # read every input before writing any output
-    loaded = {m.name: load_model(model_path(models, m.name, headline)) for m in MODELS}
+    loaded = {m.name: load_model(model_path(models, m.name, headline)) for m in TRAINED}
     study = {p: load_model(model_path(models, "hmdb51_frames", p)) for p in FRAME_POSITIONS}
-    records, predictions = {}, {}
-    for entry in MODELS:
+    records, predictions, clip_logits, video = {}, {}, {}, {}  # video: name -> (video logits, labels)
+    clips_per_video = set()
+    for entry in TRAINED:
         model, checkpoint = loaded[entry.name]
         logits, labels = predict_dataset(model, test_set(entry, images, frames, flow, headline), batch, runtime,
                                          amp, desc=f"test {entry.name}")
         records[entry.name], predictions[entry.name] = metrics_record(checkpoint, logits, labels), (logits, labels)
         log.info("%s: test accuracy %.3f (best epoch %d/%d)", entry.name, records[entry.name]["test"]["accuracy"],
                  checkpoint["best_epoch"], checkpoint["epochs"])
+        if entry in VIDEO_MODELS:
+            clips, k = test_clips_set(entry, frames, flow)
+            clip_logits[entry.name], _ = predict_dataset(model, clips, batch, runtime, amp,
+                                                         desc=f"test {entry.name}, {k} clips per video")
+            video[entry.name] = video_logits(clip_logits[entry.name], k), labels
+            clips_per_video.add(k)
+    if len(clips_per_video) != 1:
+        raise InputError(f"{frames} and {flow} hold different numbers of test clips per video "
+                         f"({sorted(clips_per_video)}); re-run the data stages (`dvc repro`)")
+    (k,) = clips_per_video
+    for entry in VIDEO_MODELS:
+        if entry.fuses:  # late fusion: the mean softmax of trained models, per clip, then over the video's clips
+            labels = predictions[entry.fuses[0]][1]
+            fused = late_fusion(*(predictions[name][0] for name in entry.fuses))
+            records[entry.name], predictions[entry.name] = {"test": scores(fused, labels)}, (fused, labels)
+            video[entry.name] = video_logits(late_fusion(*(clip_logits[name] for name in entry.fuses)), k), labels
+            log.info("%s: test accuracy %.3f", entry.name, records[entry.name]["test"]["accuracy"])
+    video_accuracy = {m.name: scores(*video[m.name])["accuracy"] for m in VIDEO_MODELS}
+    for name, accuracy in video_accuracy.items():
+        log.info("%s: video-level test accuracy %.3f (%d clips per video)", name, accuracy, k)
     positions = {}
     for position, (model, checkpoint) in study.items():
         if position == headline:
@@ -62,23 +99,39 @@ def main(args, params, runtime):
                                                                            desc=f"test {position}"))
         log.info("frame position %s: test accuracy %.3f", position, positions[position]["test"]["accuracy"])
 
-    for name, content in metrics_files(records, positions, headline).items():
+    files = metrics_files({m.name: records[m.name] for m in MODELS}, positions, headline, video_accuracy)
+    for name, content in files.items():
         write_json(metrics / f"{name}.json", content)
+    confusions = {}
     for entry in MODELS:
-        (logits, labels), (model, checkpoint) = predictions[entry.name], loaded[entry.name]
-        predicted, classes = logits.argmax(1), checkpoint["classes"]
-        write_csv(plot_dir / "confusion" / f"{entry.name}.csv", confusion_rows(labels, predicted, classes))
-        plots.confusion_png(confusion(labels, predicted, len(classes)), classes,
-                            plot_dir / "confusion" / f"{entry.name}.png", f"{entry.label} (test)")
+        results = [(False, *predictions[entry.name])] + ([(True, *video[entry.name])] if entry in VIDEO_MODELS else [])
+        for is_video, logits, labels in results:
+            name, predicted = confusion_name(entry.name, is_video), logits.argmax(1)
+            confusions[name] = confusion_rows(labels, predicted, entry.classes)
+            write_csv(plot_dir / "confusion" / f"{name}.csv", confusions[name])
+            title = f"{entry.label} (test, {f'{k} clips per video' if is_video else 'one clip per video'})" \
+                if entry in VIDEO_MODELS else f"{entry.label} (test)"
+            plots.confusion_png(confusion(labels, predicted, len(entry.classes)), entry.classes,
+                                plot_dir / "confusion" / f"{name}.png", title)
+        if entry.name not in loaded:
+            continue
+        model, checkpoint = loaded[entry.name]
         plots.curves_png(checkpoint["history"], plot_dir / "curves" / f"{entry.name}.png", entry.label,
                          checkpoint["best_epoch"])
         if entry.kind == "twostream":
             plots.fusion_weights_png(model.fusion.conv.weight.detach().cpu().numpy(),
                                      plot_dir / "fusion_weights.png", n_spatial=SPATIAL_FEATURES)
+    classes = VIDEO_MODELS[0].classes
+    plots.per_class_accuracy_png(
+        {title: {m.title: per_class_accuracy(confusions[confusion_name(m.name, is_video)], classes)
+                 for m in VIDEO_MODELS}
+         for title, is_video in ((f"{VIDEO_MODELS[0].dataset_title}, one clip per test video", False),
+                                 (f"{VIDEO_MODELS[0].dataset_title}, {k} clips per test video (mean softmax)", True))},
+        classes, plot_dir / "per_class_accuracy.png")
     plots.position_study_png({p: {s: r[s]["accuracy"] for s in ("train", "val", "test")}
                               for p, r in positions.items()}, plot_dir / "frame_positions_accuracy.png")
     frame_position_grid(frames, plot_dir / "frame_positions.png")
-    write_text(metrics / "results.md", results_markdown(records, positions))
+    write_text(metrics / "results.md", results_file(files, confusions))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,26 @@
-"""Stage flow: 8 optical-flow images per HMDB51 clip from its 9 flow frames."""
+"""Stage flow: 8 optical-flow images per HMDB51 clip from its 9 flow frames, and for each test clip a stack of 8
+per test clip of the video (the K clips of video-level testing)."""
 from pathlib import Path
 
 from twostream.cli import log, run_stage, stage_parser
 from twostream.data.manifests import manifest_name, read_manifest, write_manifest
+from twostream.errors import InputError
 from twostream.flow import flow_images
 from twostream.io import atomic_dir, load_array, open_array
 from twostream.params import FLOW_PAIRS, SUBSETS
+
+
+def flow_of_test_clips(frames_path: Path, out_path: Path, n: int, params, runtime) -> None:
+    """(N, K, 9, S, S, 3) test-clip frames -> (N, K, 8, S, S, 3) flow images; each clip's stack has its own scale."""
+    frames = load_array(frames_path)
+    if frames.ndim != 6 or frames.shape[0] != n:
+        raise InputError(f"{frames_path}: expected ({n}, K, 9, S, S, 3) test-clip frames, got shape {frames.shape}; "
+                         f"re-run the sample_frames stage")
+    k, stack = frames.shape[1], frames.shape[2:]
+    log.info("hmdb51 test: %d clips per video", k)
+    with open_array(out_path, (n, k, FLOW_PAIRS, *stack[1:])) as out:
+        flow_images(frames.reshape(n * k, *stack), params.flow, out=out.reshape(n * k, FLOW_PAIRS, *stack[1:]),
+                    progress=runtime.progress, device=runtime.device, batch_size=runtime.flow_batch_size)
 
 
 def main(args, params, runtime):
@@ -20,6 +35,9 @@ def main(args, params, runtime):
             with open_array(tmp / f"hmdb51_{subset}.npy", (n, FLOW_PAIRS, size, size, channels)) as out:
                 flow_images(frames, params.flow, out=out, progress=runtime.progress, device=runtime.device,
                             batch_size=runtime.flow_batch_size)
+            if subset == "test":
+                flow_of_test_clips(frames_dir / "hmdb51_test_clip_flow_frames.npy", tmp / "hmdb51_test_clips.npy", n,
+                                   params, runtime)
             write_manifest(manifest, tmp / name)
 
 

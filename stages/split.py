@@ -17,7 +17,11 @@ def main(args, params, runtime):
     else:
         stanford = splits.split_stanford40(splits.stanford40_items(stanford40_root), s.test_fraction,
                                            s.val_fraction, params.seed, s.oversample)
-        hmdb = splits.split_hmdb51(splits.hmdb51_items(hmdb51_root, s.hmdb51_fold), s.val_fraction, params.seed)
+        hmdb = splits.split_hmdb51(splits.hmdb51_items(hmdb51_root, s.hmdb51_fold), s.val_fraction, params.seed,
+                                   s.val_groups)
+    val, shared = hmdb["val"], splits.shared_sources(hmdb["train"], hmdb["val"])
+    log.info("hmdb51 val: %d clips of %d classes from %d source videos, %d of which also have clips in train",
+             len(val), val["class"].nunique(), splits.hmdb51_sources(val).nunique(), len(shared))
     with atomic_dir(args.out) as tmp:
         for dataset, subsets in ((layout.STANFORD40, stanford), (layout.HMDB51, hmdb)):
             for subset, frame in subsets.items():

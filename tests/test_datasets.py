@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from twostream.classes import HMDB51_CLASSES, STANFORD40_CLASSES
-from twostream.datasets import (FlowDataset, FrameDataset, LazyArray, SeededSampler, SubsetArrays, TwoStreamDataset,
-                                hmdb51_subset, sample_seed, stanford40_subset)
+from twostream.datasets import (ClipArray, FlowDataset, FrameDataset, LazyArray, SeededSampler, SubsetArrays,
+                                TwoStreamDataset, hmdb51_subset, hmdb51_test_clips, sample_seed, stanford40_subset)
 from twostream.errors import InputError, ListError, MissingInputError
 from twostream.params import load_params
 from twostream.transforms import IMAGENET_MEAN, IMAGENET_STD
@@ -89,6 +89,68 @@ def test_frames_and_flow_manifests_must_list_the_same_clips(tmp_path):
     other.to_csv(flow / "hmdb51_train.csv", index=False)
     with pytest.raises(InputError, match="list different clips"):
         hmdb51_subset(frames, flow, "train")
+
+
+def write_test_clips(tmp_path, n=3, k=4, size=32):
+    """Test-clip arrays as sample_frames and flow write them: (N, K, S, S, 3) frames, (N, K, 8, S, S, 3) flow."""
+    rng = np.random.default_rng(1)
+    frames, flow = tmp_path / "frames", tmp_path / "flow"
+    frames.mkdir(exist_ok=True)
+    flow.mkdir(exist_ok=True)
+    clip_frames = rng.integers(0, 256, (n, k, size, size, 3), dtype=np.uint8)
+    clip_flows = rng.integers(0, 256, (n, k, 8, size, size, 3), dtype=np.uint8)
+    np.save(frames / "hmdb51_test_clip_frames.npy", clip_frames)
+    np.save(flow / "hmdb51_test_clips.npy", clip_flows)
+    labels = [5, 0, 11][:n]
+    manifest = pd.DataFrame({"path": [f"{HMDB51_CLASSES[c]}/t{i}.avi" for i, c in enumerate(labels)],
+                             "label": labels, "class": [HMDB51_CLASSES[c] for c in labels]})
+    manifest.to_csv(frames / "hmdb51_test.csv", index=False)
+    manifest.to_csv(flow / "hmdb51_test.csv", index=False)
+    return frames, flow, clip_frames, clip_flows
+
+
+def test_test_clips_are_consecutive_samples_of_each_video(tmp_path):
+    frames, flow, clip_frames, clip_flows = write_test_clips(tmp_path)
+    clips, k = hmdb51_test_clips(frames, flow)
+    assert k == 4 and clips.labels.tolist() == [5] * 4 + [0] * 4 + [11] * 4 and clips.image_size == 32
+    dataset = TwoStreamDataset(clips, None, None)  # the frame of each clip, not a study position
+    assert len(dataset) == 12
+    (image, stack), label = dataset[6]  # video 1, clip 2
+    torch.testing.assert_close(image, expected_normalised(clip_frames[1, 2]))
+    torch.testing.assert_close(stack[21:], expected_normalised(clip_flows[1, 2, 7]))
+    assert label == 0
+    image, label = FrameDataset(hmdb51_test_clips(frames, None)[0], None)[11]
+    torch.testing.assert_close(image, expected_normalised(clip_frames[2, 3]))
+    stack, label = FlowDataset(hmdb51_test_clips(None, flow)[0])[4]
+    torch.testing.assert_close(stack[:3], expected_normalised(clip_flows[1, 0, 0]))
+    assert label == 0
+
+
+def test_test_clip_arrays_must_match_the_manifest_and_each_other(tmp_path):
+    frames, flow, _, _ = write_test_clips(tmp_path)
+    np.save(flow / "hmdb51_test_clips.npy", np.zeros((3, 5, 8, 32, 32, 3), np.uint8))  # 5 clips, frames have 4
+    with pytest.raises(InputError, match=r"hmdb51_test.csv: 3 test videos, but the test-clip arrays hold .* 3 x 4, "
+                                         r".* 3 x 5; re-run the data stages"):
+        hmdb51_test_clips(frames, flow)
+    np.save(frames / "hmdb51_test_clip_frames.npy", np.zeros((2, 4, 32, 32, 3), np.uint8))  # 2 videos, manifest 3
+    with pytest.raises(InputError, match="3 test videos"):
+        hmdb51_test_clips(frames, None)
+    np.save(frames / "hmdb51_test_clip_frames.npy", np.zeros((3,), np.uint8))
+    with pytest.raises(InputError, match=r"hmdb51_test_clip_frames.npy: expected \(videos, clips, ...\)"):
+        ClipArray(frames / "hmdb51_test_clip_frames.npy")
+    (frames / "hmdb51_test_clip_frames.npy").unlink()
+    with pytest.raises(MissingInputError, match="hmdb51_test_clip_frames.npy: array not found"):
+        hmdb51_test_clips(frames, None)
+
+
+def test_clip_array_pickles_as_its_path(tmp_path):
+    import pickle
+    np.save(tmp_path / "clips.npy", np.arange(2 * 3 * 1000, dtype=np.int64).reshape(2, 3, 1000))
+    clips = ClipArray(tmp_path / "clips.npy")
+    assert len(clips) == 6 and clips.shape == (6, 1000)
+    restored = pickle.loads(pickle.dumps(clips))
+    assert len(pickle.dumps(clips)) < 10_000
+    assert restored[4][0] == 4000 and clips[5][-1] == 5999
 
 
 def test_lazy_array_pickles_as_its_path(tmp_path):

@@ -6,9 +6,9 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from twostream.evaluate import (confusion, confusion_rows, metrics_files, metrics_record, predict_dataset,
-                                results_markdown, scores)
-from twostream.model_table import MODELS
+from twostream.evaluate import (confusion, confusion_rows, late_fusion, log_mean_softmax, metrics_files,
+                                metrics_record, predict_dataset, scores, video_logits)
+from twostream.model_table import MODELS, TRAINED, VIDEO_MODELS
 from twostream.params import load_runtime
 
 
@@ -50,16 +50,6 @@ def test_confusion_rows_and_matrix():
     assert matrix.shape == (4, 4) and matrix[1, 2] == 1 and matrix[1, 1] == 1 and matrix[3].sum() == 0
 
 
-def test_results_markdown_has_the_seed_layout():
-    rec = {"params": 5612204, "best_epoch": 9, "epochs": 21, "train": {"accuracy": 0.963, "loss": 0.161},
-           "val": {"accuracy": 0.847, "loss": 0.5},
-           "test": {"accuracy": 0.869, "loss": 0.419, "top5": 0.99, "mean_class_accuracy": 0.86}}
-    text = results_markdown({"stanford40_frames": rec}, {"middle": rec})
-    assert "| Stanford 40 | Frames | 0.963 / 0.847 / 0.869 | 0.161 | 5,612,204 |" in text
-    assert "| Middle | 0.963 / 0.847 / 0.869 |" in text
-    assert "HMDB51" not in text.split("## Frame")[0].split("|---|---|---|---|---|")[1]  # only given rows
-
-
 def _record(accuracy: float) -> dict:
     return {"params": 10, "best_epoch": 1, "epochs": 2, "train": {"accuracy": 0.9, "loss": 0.1},
             "val": {"accuracy": 0.8, "loss": 0.2},
@@ -74,24 +64,95 @@ def _figures(node, prefix=""):
 
 
 def test_metrics_files_hold_every_figure_once():
-    records = {m.name: _record(0.5 + 0.1 * i) for i, m in enumerate(MODELS)}
+    records = {m.name: _record(0.5 + 0.1 * i) for i, m in enumerate(TRAINED)}
+    records["hmdb51_late_fusion"] = {"test": {"accuracy": 0.45, "loss": 0.4, "top5": 0.9, "mean_class_accuracy": 0.6}}
     positions = {p: _record(a) for p, a in (("first", 0.4), ("middle", 0.0), ("last", 0.42))}
     positions["middle"] = records["hmdb51_frames"]  # the headline position is the HMDB51 frame model
-    files = metrics_files(records, positions, headline_position="middle")
+    video = {m.name: 0.25 + 0.1 * i for i, m in enumerate(VIDEO_MODELS)}
+    files = metrics_files(records, positions, headline_position="middle", video_accuracy=video)
     assert list(files) == ["accuracy", *(m.name for m in MODELS), "frame_positions"]
-    assert files["accuracy"] == {m.name: records[m.name]["test"]["accuracy"] for m in MODELS}
+    # the headline single-clip accuracies first (dvc exp show's first columns), then the video-level ones
+    assert list(files["accuracy"]) == [*(m.name for m in MODELS), "video_accuracy"]
+    assert files["accuracy"] == {**{m.name: records[m.name]["test"]["accuracy"] for m in MODELS},
+                                 "video_accuracy": video}
     assert files["frame_positions"] == {"first": 0.4, "last": 0.42}  # middle is hmdb51_frames' accuracy
-    for m in MODELS:
+    for m in TRAINED:
         assert "accuracy" not in files[m.name]["test"]
         assert files[m.name]["test"] == {"loss": 0.3, "top5": 0.99, "mean_class_accuracy": 0.7}
         assert files[m.name]["train"] == records[m.name]["train"] and files[m.name]["params"] == 10
+    assert files["hmdb51_late_fusion"] == {"test": {"loss": 0.4, "top5": 0.9, "mean_class_accuracy": 0.6}}
     # nothing lost: every figure of every record is in exactly one file
-    written = {(name, key) for name, content in files.items() for key, _ in _figures(content)}
+    written = [(name, key) for name, content in files.items() for key, _ in _figures(content)]
+    assert len(written) == len(set(written))
     for m in MODELS:
         for key, _ in _figures(records[m.name]):
             where = ("accuracy", m.name) if key == "test.accuracy" else (m.name, key)
             assert where in written, (m.name, key)
     assert records["stanford40_frames"]["test"]["accuracy"] == 0.5  # the records are not modified
+
+
+def _softmax(logits):
+    e = np.exp(logits - logits.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def test_video_score_is_the_mean_softmax_not_a_vote_nor_the_middle_clip():
+    # one video, 3 clips, 3 classes: two clips lean weakly to class 0, the middle clip among them;
+    # one clip is sure of class 1. Majority vote and the middle clip say 0; the mean softmax says 1.
+    clips = np.log(np.array([[0.40, 0.35, 0.25],
+                             [0.40, 0.35, 0.25],
+                             [0.02, 0.96, 0.02]]))
+    majority = np.bincount(clips.argmax(1)).argmax()
+    assert majority == 0 and clips[1].argmax() == 0
+    video = video_logits(clips, clips=3)
+    assert video.shape == (1, 3) and video.argmax(1).tolist() == [1]
+    np.testing.assert_allclose(np.exp(video[0]), [0.82 / 3, 1.66 / 3, 0.52 / 3])  # the mean probabilities
+
+
+def test_video_logits_group_consecutive_clips_and_are_logits_for_scores():
+    rng = np.random.default_rng(0)
+    clip_logits = rng.normal(size=(4 * 5, 12)).astype(np.float32) * 3  # 4 videos, 5 clips each
+    video = video_logits(clip_logits, clips=5)
+    assert video.shape == (4, 12)
+    expected = _softmax(clip_logits.astype(np.float64)).reshape(4, 5, 12).mean(1)
+    np.testing.assert_allclose(np.exp(video), expected, rtol=1e-9)
+    np.testing.assert_allclose(_softmax(video), expected, rtol=1e-9)  # softmax of the result is the mean softmax
+    labels = np.array([0, 3, 5, 11])
+    assert scores(video, labels)["loss"] == pytest.approx(-np.log(expected[range(4), labels]).mean(), rel=1e-6)
+    # one clip per video: the clip's own prediction and loss
+    single = video_logits(clip_logits[:4], clips=1)
+    np.testing.assert_allclose(_softmax(single), _softmax(clip_logits[:4].astype(np.float64)), rtol=1e-6)
+    with pytest.raises(ValueError, match="clip scores"):
+        video_logits(clip_logits[:7], clips=5)
+
+
+def test_log_mean_softmax_stays_finite_when_a_probability_underflows():
+    logits = np.array([[[1000.0, 0.0, 0.0], [1000.0, 0.0, 0.0]]], np.float32)  # p(class 1) = e^-1000: 0 in float32
+    out = log_mean_softmax(logits)
+    assert np.isfinite(out).all() and out[0, 1] == pytest.approx(-1000.0)
+    assert scores(out, np.array([1]))["loss"] == pytest.approx(1000.0)
+    with pytest.raises(ValueError, match="expected"):
+        log_mean_softmax(np.zeros((2, 3)))
+
+
+def test_late_fusion_averages_probabilities_of_the_streams():
+    # the frame model is sure of class 2 (wrong), the flow model prefers class 0 less surely, on sample 0;
+    # both agree on sample 1
+    frames = np.log(np.array([[0.05, 0.05, 0.90], [0.10, 0.80, 0.10]]))
+    flow = np.log(np.array([[0.70, 0.25, 0.05], [0.20, 0.60, 0.20]]))
+    fused = late_fusion(frames, flow)
+    np.testing.assert_allclose(np.exp(fused), [[0.375, 0.15, 0.475], [0.15, 0.70, 0.15]])
+    assert fused.argmax(1).tolist() == [2, 1]
+    flow_sure = np.log(np.array([[0.95, 0.04, 0.01], [0.2, 0.6, 0.2]]))
+    assert late_fusion(frames, flow_sure).argmax(1).tolist() == [0, 1]  # the surer stream wins
+    # per clip, then over a video's clips: every clip of every stream weighs the same
+    clips_frames, clips_flow = np.repeat(frames, 2, axis=0), np.repeat(flow, 2, axis=0)
+    video = video_logits(late_fusion(clips_frames, clips_flow), clips=2)
+    np.testing.assert_allclose(video, fused, rtol=1e-9)
+    with pytest.raises(ValueError, match="one shape"):
+        late_fusion(frames, flow[:1])
+    with pytest.raises(ValueError, match="two or more"):
+        late_fusion(frames)
 
 
 def test_predict_dataset_keeps_the_order_and_all_samples():
@@ -105,11 +166,3 @@ def test_predict_dataset_keeps_the_order_and_all_samples():
     with torch.no_grad():
         np.testing.assert_allclose(logits, model(x).numpy(), rtol=1e-6, atol=1e-6)
     assert not model.training  # evaluated in eval mode
-
-
-def test_results_markdown_rows_follow_the_model_table():
-    records = {m.name: _record(0.5) for m in reversed(MODELS)}
-    text = results_markdown(records, {})
-    rows = [line for line in text.splitlines() if line.startswith("| ") and "/ 0.800 /" in line]
-    assert [r.split(" | ")[1] for r in rows] == [m.title for m in MODELS]
-    assert "## Frame" not in text

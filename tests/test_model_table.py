@@ -4,17 +4,30 @@ from pathlib import Path
 import pytest
 
 from twostream.classes import HMDB51_CLASSES, STANFORD40_CLASSES
-from twostream.model_table import BY_NAME, BY_STAGE, MODELS, TRAINED, entry, model_path
+from twostream.model_table import BY_NAME, BY_STAGE, MODELS, TRAINED, VIDEO_MODELS, entry, model_path
 from twostream.models import MODEL_KINDS
 from twostream.params import TRAIN_STAGES
 
 
 def test_every_training_stage_trains_one_model():
     assert set(BY_STAGE) == set(TRAIN_STAGES)
-    assert [m.name for m in MODELS] == ["stanford40_frames", "hmdb51_frames", "hmdb51_flow", "hmdb51_twostream"]
-    assert TRAINED == MODELS  # every reported model is trained by a stage
+    assert [m.name for m in MODELS] == ["stanford40_frames", "hmdb51_frames", "hmdb51_flow", "hmdb51_twostream",
+                                        "hmdb51_late_fusion"]
+    assert TRAINED == MODELS[:4]  # every reported model but the late fusion is trained by a stage
     assert BY_STAGE["train_fusion"].inputs == ("frames", "flow") and BY_STAGE["train_flow"].inputs == ("flow",)
-    assert all(m.kind in MODEL_KINDS for m in MODELS)
+    assert all(m.kind in MODEL_KINDS for m in TRAINED)
+
+
+def test_late_fusion_averages_two_trained_models_of_its_dataset():
+    late = BY_NAME["hmdb51_late_fusion"]
+    assert late.stage is None and late.kind == "late_fusion" and late.kind not in MODEL_KINDS
+    assert late.fuses == ("hmdb51_frames", "hmdb51_flow")
+    assert all(BY_NAME[p] in TRAINED and BY_NAME[p].dataset == late.dataset for p in late.fuses)
+    assert late.inputs == tuple(i for p in late.fuses for i in BY_NAME[p].inputs)
+    assert not any(m.fuses for m in TRAINED)
+    # tested on videos (one clip and K clips per video): the HMDB51 models, in table order
+    assert [m.name for m in VIDEO_MODELS] == ["hmdb51_frames", "hmdb51_flow", "hmdb51_twostream",
+                                              "hmdb51_late_fusion"]
 
 
 def test_classes_and_labels():

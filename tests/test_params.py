@@ -57,6 +57,10 @@ def test_constants():
     ("data.synthetic.max_frames", 10, "data.synthetic.max_frames: must be >= min_frames"),
     ("augment.color_jitter", [0.4, 0.4], "augment.color_jitter: must be [brightness, contrast, saturation, hue]"),
     ("split.hmdb51_fold", 4, "split.hmdb51_fold: must be 1, 2 or 3"),
+    ("split.val_groups", "video", "split.val_groups: 'video' is not one of source, clip"),
+    ("split.val_fraction", 0.6, "split.val_fraction: must be <= 0.5 with split.val_groups: source"),
+    ("video_test.clips", 0, "video_test.clips: must be > 0"),
+    ("video_test.clips", 2.5, "video_test.clips: must be an integer"),
 ])
 def test_bad_value_names_the_key(raw, dotted, value, message):
     with pytest.raises(ParamsError) as err:

@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -201,6 +203,39 @@ def test_changing_flow_method_reruns_only_flow_and_what_depends_on_it(repo):
     assert stages_run(dvc(repo, "repro")) == set()  # back to dis: all restored
 
 
+def test_changing_the_test_clips_trains_nothing(repo):
+    """video_test.clips is sample_frames' param; the training stages read only the train and val arrays."""
+    dest = repo[0]
+    dvc(repo, "repro")
+    clips = yaml.safe_load((dest / "params.yaml").read_text())["video_test"]["clips"]
+    frames = np.load(dest / "data" / "frames" / "hmdb51_test_clip_frames.npy", mmap_mode="r")
+    flow = np.load(dest / "data" / "flow" / "hmdb51_test_clips.npy", mmap_mode="r")
+    n_test = len(pd.read_csv(dest / "data" / "frames" / "hmdb51_test.csv"))
+    size = TINY["image.size"]
+    assert frames.shape == (n_test, clips, size, size, 3) and flow.shape == (n_test, clips, 8, size, size, 3)
+    assert not (dest / "data" / "frames" / "hmdb51_train_clip_frames.npy").exists()  # test videos only
+    set_yaml(dest / "params.yaml", {"video_test.clips": 2})
+    try:
+        assert set(re.findall(r"^([\w@]+):", dvc(repo, "status"), re.M)) - {"check_params"} == {"sample_frames"}
+        output = dvc(repo, "repro")
+        assert stages_run(output) - {"check_params"} == {"sample_frames", "flow", "evaluate"}
+        assert np.load(dest / "data" / "flow" / "hmdb51_test_clips.npy", mmap_mode="r").shape[1] == 2
+    finally:
+        set_yaml(dest / "params.yaml", {"video_test.clips": clips})
+    assert stages_run(dvc(repo, "repro")) <= {"check_params"}  # restored from the run-cache
+
+
+def test_grouped_validation_keeps_source_videos_apart(repo):
+    """The default split.val_groups: source: no source video has clips in both train and val."""
+    from twostream.data.splits import shared_sources
+    dest = repo[0]
+    dvc(repo, "repro")
+    assert yaml.safe_load((dest / "params.yaml").read_text())["split"]["val_groups"] == "source"
+    train, val = (pd.read_csv(dest / "data" / "manifests" / f"hmdb51_{s}.csv") for s in ("train", "val"))
+    assert len(val) > 0 and not set(train["path"]) & set(val["path"])
+    assert not shared_sources(train, val)
+
+
 def test_changing_frame_position_retrains_only_the_fusion(repo):
     dest = repo[0]
     dvc(repo, "repro")
@@ -281,8 +316,14 @@ def test_experiments_and_metrics_diff_across_commits(repo):
     baseline = json.loads((dest / "metrics" / "hmdb51_twostream.json").read_text())
     assert set(baseline) == {"params", "best_epoch", "epochs", "train", "val", "test"}
     assert set(baseline["test"]) == {"loss", "top5", "mean_class_accuracy"}
-    assert set(json.loads((dest / "metrics" / "accuracy.json").read_text())) >= {
-        "stanford40_frames", "hmdb51_frames", "hmdb51_flow", "hmdb51_twostream"}
+    accuracy = json.loads((dest / "metrics" / "accuracy.json").read_text())
+    assert list(accuracy) == ["stanford40_frames", "hmdb51_frames", "hmdb51_flow", "hmdb51_twostream",
+                              "hmdb51_late_fusion", "video_accuracy"]
+    assert list(accuracy["video_accuracy"]) == ["hmdb51_frames", "hmdb51_flow", "hmdb51_twostream",
+                                                "hmdb51_late_fusion"]
+    late = json.loads((dest / "metrics" / "hmdb51_late_fusion.json").read_text())
+    assert late == {"test": {"loss": late["test"]["loss"], "top5": late["test"]["top5"],
+                             "mean_class_accuracy": late["test"]["mean_class_accuracy"]}}
 
     dvc(repo, "exp", "run", "-n", "longer", "-S", "train_fusion.epochs=2")
     experiment = find_named(json.loads(dvc(repo, "exp", "show", "--json")), "longer")
@@ -315,11 +356,18 @@ def test_exp_show_is_readable(repo):
     first = header[header.index("Created") + 1:][:4]
     assert first == ["stanford40_frames", "hmdb51_frames", "hmdb51_flow", "hmdb51_twostream"], header[:12]
     assert not any(h.startswith(("nproc", "num_workers", "device", "downloads")) for h in header)
+    assert any("video_accuracy" in h for h in header)  # video-level accuracy: metric names with "video"
     # no figure twice: the test accuracy of a model appears in one file only
     accuracy = json.loads((dest / "metrics" / "accuracy.json").read_text())
-    for name in ("hmdb51_flow", "hmdb51_twostream"):
+    for name in ("hmdb51_flow", "hmdb51_twostream", "hmdb51_late_fusion"):
         assert "accuracy" not in json.loads((dest / "metrics" / f"{name}.json").read_text())["test"]
-        assert accuracy[name] >= 0
+        assert accuracy[name] >= 0 and accuracy["video_accuracy"][name] >= 0
+    # evaluate's analysis: the results text and the per-class figure
+    results = (dest / "metrics" / "results.md").read_text()
+    assert "## One clip vs the whole video" in results and "## Designed class pairs" in results
+    assert (dest / "plots" / "per_class_accuracy.png").stat().st_size > 0
+    for name in ("hmdb51_late_fusion", "hmdb51_late_fusion_video", "hmdb51_frames_video"):
+        assert (dest / "plots" / "confusion" / f"{name}.csv").is_file()
 
 
 def _leaves(node):

@@ -98,6 +98,12 @@ def _table() -> dict:
             for i, p in enumerate(POSITIONS)}
 
 
+def _per_class(rng) -> dict:
+    models = {name: rng.uniform(0, 1, len(HMDB51_CLASSES)) for name in ("Frames", "Optical flow", "Two-stream")}
+    models["Frames"][3] = np.nan  # a class without test samples
+    return {"one clip per video": models, "the whole video": {k: v[::-1] for k, v in models.items()}}
+
+
 def _render(kind: str, rng, path: Path) -> None:
     if kind == "confusion":
         plots.confusion_png(_confusion(rng), HMDB51_CLASSES, path, "hmdb51_frames test")
@@ -109,6 +115,8 @@ def _render(kind: str, rng, path: Path) -> None:
         plots.fusion_weights_png(_weight(rng), path, n_spatial=64)
     elif kind == "positions":
         plots.position_study_png(_table(), path)
+    elif kind == "per_class":
+        plots.per_class_accuracy_png(_per_class(rng), HMDB51_CLASSES, path)
     else:
         raise AssertionError(kind)
 
@@ -120,6 +128,7 @@ SIZES = {
     "frames": ((2 * 2.45 + 0.3) * plots.DPI, 5 * 2.2 * plots.DPI),
     "fusion": (5.2 * plots.DPI, 13 * plots.DPI),
     "positions": (4.8 * plots.DPI, 10 * plots.DPI),
+    "per_class": ((2 * 3.6 + 0.4) * plots.DPI, (len(HMDB51_CLASSES) + 2) * plots.DPI),
 }
 
 
@@ -219,6 +228,10 @@ def test_fusion_title_reports_stream_shares(tmp_path, monkeypatch):
     (lambda p: plots.position_study_png({"first": {"train": 0.5, "val": 0.4}}, p), "lacks subset.*test"),
     (lambda p: plots.position_study_png({"first": {"train": 50, "val": 0.4, "test": 0.3}}, p), r"\[0, 1\]"),
     (lambda p: plots.position_study_png({}, p), "empty"),
+    (lambda p: plots.per_class_accuracy_png({}, ["a", "b"], p), "no panels"),
+    (lambda p: plots.per_class_accuracy_png({"one clip": {}}, ["a", "b"], p), "no models"),
+    (lambda p: plots.per_class_accuracy_png({"one clip": {"Frames": [0.5]}}, ["a", "b"], p), "for 2 classes"),
+    (lambda p: plots.per_class_accuracy_png({"one clip": {"Frames": [0.5, 1.5]}}, ["a", "b"], p), r"\[0, 1\]"),
 ])
 def test_bad_input_is_a_clear_error_and_writes_nothing(call, message, tmp_path):
     path = tmp_path / "out" / "figure.png"

@@ -91,10 +91,10 @@ def test_videos_per_class_minimum_is_accepted_one_less_rejected(params, val_frac
     with pytest.raises(ParamsError, match=rf"videos_per_class: {minimum - 1} clips per class .* needs >= {minimum}$"):
         check_sizes(with_sizes(params, val_fraction=val_fraction, videos_per_class=minimum - 1))
     # the minimum splits; one less really does not
-    parts = splits.split_hmdb51(hmdb51_items(minimum), val_fraction, random_state=0)
+    parts = splits.split_hmdb51(hmdb51_items(minimum), val_fraction, random_state=0, val_groups="clip")
     assert all(part["label"].nunique() == 12 for part in parts.values())
     with pytest.raises(ListError, match="split.val_fraction"):
-        splits.split_hmdb51(hmdb51_items(minimum - 1), val_fraction, random_state=0)
+        splits.split_hmdb51(hmdb51_items(minimum - 1), val_fraction, random_state=0, val_groups="clip")
 
 
 def test_one_video_per_class_is_rejected(params):

@@ -1,3 +1,6 @@
+import hashlib
+
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -111,7 +114,7 @@ def test_hmdb51_tags_and_val(tmp_path):
     items = splits.hmdb51_items(tmp_path, fold=1)
     assert len(items) == 12 * 32
     assert (items["tag"] == 0).sum() == 36  # tag 0 parsed, not dropped at parse time
-    parts = splits.split_hmdb51(items, val_fraction=0.1, random_state=0)
+    parts = splits.split_hmdb51(items, val_fraction=0.1, random_state=0, val_groups="clip")
     assert [len(parts[k]) for k in ("train", "val", "test")] == [216, 24, 108]
     assert (parts["val"]["label"].value_counts() == 2).all()  # stratified: 2 per class
     assert parts["test"]["path"].str.endswith(("_20.avi", "_21.avi", "_22.avi", "_23.avi", "_24.avi",
@@ -141,7 +144,7 @@ def test_too_small_for_stratification_names_the_param(tmp_path):
     write_hmdb51(tmp_path, [1] * 5 + [2] * 3)
     items = splits.hmdb51_items(tmp_path, 1)
     with pytest.raises(ListError, match=r"split.val_fraction: 0.1 of 60 items gives 6 held out"):
-        splits.split_hmdb51(items, val_fraction=0.1, random_state=0)
+        splits.split_hmdb51(items, val_fraction=0.1, random_state=0, val_groups="clip")
 
 
 def test_subsets_are_the_params_subsets(stanford):
@@ -221,4 +224,101 @@ def test_hmdb51_list_missing_names_the_file(tmp_path):
 def test_split_hmdb51_needs_train_and_test(tmp_path):
     write_hmdb51(tmp_path, [1] * 10)
     with pytest.raises(ListError, match=r"HMDB51 split lists have no test \(tag 2\) videos"):
-        splits.split_hmdb51(splits.hmdb51_items(tmp_path, 1), val_fraction=0.1, random_state=0)
+        splits.split_hmdb51(splits.hmdb51_items(tmp_path, 1), val_fraction=0.1, random_state=0, val_groups="source")
+
+
+def hmdb51_named_items(train_per_class=20, test_per_class=8):
+    """HMDB51-style items: train clips cut three at a time from sources Src<j> (a source title shared by every
+    class, as a film is in HMDB51), test clips from their own sources."""
+    rows = []
+    for cls in HMDB51_CLASSES:
+        label = HMDB51_CLASSES.index(cls)
+        for i in range(train_per_class):
+            rows.append((f"{cls}/Src{i // 3}_{cls}_f_cm_np1_fr_goo_{i % 3}.avi", label, cls, 1))
+        for i in range(test_per_class):
+            rows.append((f"{cls}/Test{i}_{cls}_f_cm_np1_fr_goo_0.avi", label, cls, 2))
+    return pd.DataFrame(rows, columns=["path", "label", "class", "tag"])
+
+
+# what split_hmdb51 made of hmdb51_named_items() before split.val_groups existed (commit bb41cc6)
+SEED_PROCEDURE_VAL = [
+    "clap/Src4_clap_f_cm_np1_fr_goo_0.avi", "clap/Src5_clap_f_cm_np1_fr_goo_0.avi",
+    "climb/Src2_climb_f_cm_np1_fr_goo_0.avi", "climb/Src2_climb_f_cm_np1_fr_goo_1.avi",
+    "drink/Src4_drink_f_cm_np1_fr_goo_2.avi", "drink/Src6_drink_f_cm_np1_fr_goo_1.avi",
+    "jump/Src1_jump_f_cm_np1_fr_goo_1.avi", "jump/Src1_jump_f_cm_np1_fr_goo_2.avi",
+    "pour/Src0_pour_f_cm_np1_fr_goo_0.avi", "pour/Src4_pour_f_cm_np1_fr_goo_2.avi",
+    "ride_bike/Src1_ride_bike_f_cm_np1_fr_goo_0.avi", "ride_bike/Src5_ride_bike_f_cm_np1_fr_goo_0.avi",
+    "ride_horse/Src4_ride_horse_f_cm_np1_fr_goo_1.avi", "ride_horse/Src5_ride_horse_f_cm_np1_fr_goo_1.avi",
+    "run/Src1_run_f_cm_np1_fr_goo_0.avi", "run/Src5_run_f_cm_np1_fr_goo_2.avi",
+    "shoot_bow/Src2_shoot_bow_f_cm_np1_fr_goo_2.avi", "shoot_bow/Src4_shoot_bow_f_cm_np1_fr_goo_1.avi",
+    "smoke/Src0_smoke_f_cm_np1_fr_goo_0.avi", "smoke/Src4_smoke_f_cm_np1_fr_goo_2.avi",
+    "throw/Src0_throw_f_cm_np1_fr_goo_1.avi", "throw/Src6_throw_f_cm_np1_fr_goo_1.avi",
+    "wave/Src0_wave_f_cm_np1_fr_goo_1.avi", "wave/Src4_wave_f_cm_np1_fr_goo_0.avi"]
+SEED_PROCEDURE_TRAIN_SHA256 = "f82a59172534a53ad283cb8b4b0570322aa9e2fd91b8ecfdded863c25bdd2e9a"
+
+
+def test_val_groups_clip_is_the_seed_procedure_unchanged():
+    parts = splits.split_hmdb51(hmdb51_named_items(), 0.1, 0, val_groups="clip")
+    assert list(parts["val"]["path"]) == SEED_PROCEDURE_VAL
+    train = "\n".join(parts["train"]["path"]).encode()
+    assert hashlib.sha256(train).hexdigest() == SEED_PROCEDURE_TRAIN_SHA256
+    # and it leaks: val clips whose source video also has clips in train
+    assert splits.shared_sources(parts["train"], parts["val"])
+
+
+def _sources(frame):
+    return {layout.hmdb51_source_of(p.split("/")[1], c) for p, c in zip(frame["path"], frame["class"])}
+
+
+def demo_like_items(seed=0):
+    """12 classes x 22 train clips from 1-3 clips per source (the demo's sizes); the first source of each class
+    shares its title with the neighbouring class (Film<j>: classes 2j and 2j + 1); 10 test clips per class."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for label, cls in enumerate(HMDB51_CLASSES):
+        i, source = 0, 0
+        while i < 22:
+            title = f"Film{label // 2}" if source == 0 else f"{cls.title()}Src{source}"
+            for k in range(min(int(rng.integers(1, 4)), 22 - i)):
+                rows.append((f"{cls}/{title}_{cls}_f_cm_np1_fr_goo_{k}.avi", label, cls, 1))
+                i += 1
+            source += 1
+        rows += [(f"{cls}/T{j}_{cls}_f_cm_np1_fr_goo_0.avi", label, cls, 2) for j in range(10)]
+    return pd.DataFrame(rows, columns=["path", "label", "class", "tag"])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_val_groups_source_keeps_every_source_video_on_one_side(seed):
+    items = demo_like_items(seed)
+    parts = splits.split_hmdb51(items, 0.1, random_state=seed, val_groups="source")
+    train, val = parts["train"], parts["val"]
+    assert not _sources(train) & _sources(val)  # no source video in both
+    assert not splits.shared_sources(train, val)
+    assert set(train["path"]) | set(val["path"]) == set(items[items["tag"] == 1]["path"])
+    assert not set(train["path"]) & set(val["path"])
+    assert list(parts["test"]["path"]) == list(items[items["tag"] == 2]["path"])  # test untouched
+    # about val_fraction, stratified as far as the groups allow: every class, 1-4 clips each (2.2 expected)
+    assert 0.07 < len(val) / 264 < 0.14
+    counts = val["label"].value_counts()
+    assert len(counts) == 12 and counts.between(1, 4).all()
+    # a source shared by two classes (a film) is one group: all its clips on one side
+    for title in (f"Film{j}" for j in range(6)):
+        sides = {name for name, part in (("train", train), ("val", val))
+                 if part["path"].str.contains(f"/{title}_").any()}
+        assert len(sides) == 1
+
+
+def test_val_groups_source_is_deterministic_from_the_seed():
+    items = demo_like_items(0)
+    one = splits.split_hmdb51(items, 0.1, 0, val_groups="source")
+    again = splits.split_hmdb51(items, 0.1, 0, val_groups="source")
+    other = splits.split_hmdb51(items, 0.1, 1, val_groups="source")
+    assert all(one[k].equals(again[k]) for k in SUBSETS)
+    assert list(one["val"]["path"]) != list(other["val"]["path"])
+    assert list(one["val"]["path"]) == sorted(one["val"]["path"], key=lambda p: (HMDB51_CLASSES.index(p.split("/")[0]), p))
+
+
+def test_val_groups_source_with_too_few_sources_names_the_params():
+    items = hmdb51_named_items()  # 7 sources (each shared by all 12 classes) cannot make 10 folds
+    with pytest.raises(ListError, match=r"^split.val_groups: source: 7 source videos cannot make 10 folds"):
+        splits.split_hmdb51(items, 0.1, 0, val_groups="source")

@@ -324,3 +324,18 @@ def test_lead_in_is_still_and_ends_before_the_middle(name):
         action_pairs = range(clip.lead_in, n - clip.lead_out - 3, 3)
         actions.append(max(_motion(frames[i], frames[i + 3]) for i in action_pairs))
     assert np.mean(actions) > 1.5 * np.mean(stills), (actions, stills)
+
+
+def test_designed_pairs_are_the_documented_and_rendered_ones():
+    """DESIGNED_PAIRS (read by the evaluation's pair analysis) is the renderer's table: each pair names the cue
+    its rows say separates them, and one program draws both classes of a pair."""
+    from twostream.data import render
+    documented = {}  # class -> (its twin, the cue), from the module docstring's table
+    for row in re.finditer(r"^\| (\w+) / \w+ \|.*\| (motion|appearance) \(vs (\w+)\) \|$", render.__doc__, re.M):
+        documented[row[1]] = (row[3], row[2])
+    assert len(documented) == 8
+    assert {frozenset((a, b)) for a, b, _ in render.DESIGNED_PAIRS} == {
+        frozenset((a, b)) for a, (b, _) in documented.items()}
+    for a, b, cue in render.DESIGNED_PAIRS:
+        assert documented[a] == (b, cue) and documented[b] == (a, cue)
+        assert render._PROGRAMS[a].__code__.co_names == render._PROGRAMS[b].__code__.co_names  # same program

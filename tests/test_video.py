@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from twostream.data.images import pad_resize
-from twostream.data.video import (VideoError, decode_clip, flow_frame_indices, position_indices, sample_video,
-                                  sample_videos)
+from twostream.data.video import (VideoError, clip_centres, clip_flow_frame_indices, decode_clip, flow_frame_indices,
+                                  position_indices, sample_video, sample_videos)
 from twostream.errors import TwostreamError
 
 FIX = "replace the file or remove it from the split lists"
@@ -123,8 +123,8 @@ def test_decode_clip_matches_opencv(tmp_path):
 def test_sample_video_reads_the_right_frames(tmp_path):
     path = write_avi(tmp_path / "clip.avi", 20)
     overstate_frame_count(path, 21)
-    n, positions, flow = sample_video(path, 32)
-    assert n == 20
+    n, positions, flow, clip_frames, clip_flow = sample_video(path, 32)
+    assert n == 20 and clip_frames.shape == (0, 32, 32, 3) and clip_flow.shape == (0, 9, 32, 32, 3)
     assert positions.shape == (5, 32, 32, 3) and flow.shape == (9, 32, 32, 3)
     centre = lambda frame: float(frame[16, 16].mean())  # noqa: E731
     expected_positions = [0, 5, 10, 14, 19]  # first, first_middle, middle, middle_last, last
@@ -139,10 +139,40 @@ def test_sample_video_reads_the_right_frames(tmp_path):
 def test_sample_video_is_decode_clip_at_the_study_indices(tmp_path):
     path = write_textured_avi(tmp_path / "clip.avi", 30)
     frames = decode_clip(path, 48)
-    n, positions, flow = sample_video(path, 48)
+    n, positions, flow, clip_frames, clip_flow = sample_video(path, 48, clips=4)
     assert n == 30
     assert (positions == frames[list(position_indices(30).values())]).all()
     assert (flow == frames[flow_frame_indices(30)]).all()
+    centres = clip_centres(30, 4)
+    assert clip_frames.shape == (4, 48, 48, 3) and (clip_frames == frames[centres]).all()
+    assert clip_flow.shape == (4, 9, 48, 48, 3)
+    for k, centre in enumerate(centres):
+        assert (clip_flow[k] == frames[clip_flow_frame_indices(30, centre)]).all()
+    # the test clips change nothing of what training reads
+    assert all((a == b).all() for a, b in zip(sample_video(path, 48)[1:3], (positions, flow)))
+
+
+def test_clip_centres_spread_evenly():
+    assert clip_centres(40, 1) == [20]  # one clip: the seed's middle frame
+    assert clip_centres(40, 5) == [4, 12, 20, 28, 36]  # centres of five equal parts
+    assert clip_centres(41, 2) == [10, 30]
+    assert clip_centres(3, 5) == [0, 0, 1, 2, 2]  # more clips than frames: frames repeat
+    for n in (9, 40, 64, 243):
+        centres = clip_centres(n, 10)
+        assert centres == sorted(centres) and 0 <= centres[0] and centres[-1] < n
+    with pytest.raises(ValueError):
+        clip_centres(10, 0)
+
+
+def test_clip_flow_frames_are_the_seed_stack_shifted_to_the_clip():
+    for n in (9, 20, 40, 64):
+        assert clip_flow_frame_indices(n, n // 2) == flow_frame_indices(n)  # the middle clip: the seed's stack
+    seed = np.array(flow_frame_indices(40))  # [10, 12, 15, 17, 20, 22, 24, 27, 29]: 2-3 frames apart
+    assert clip_flow_frame_indices(40, 28) == (seed + 8).tolist()
+    assert clip_flow_frame_indices(40, 4) == [0, 0, 0, 1, 4, 6, 8, 11, 13]  # clamped at the start
+    assert clip_flow_frame_indices(40, 36) == [26, 28, 31, 33, 36, 38, 39, 39, 39]  # and at the end
+    with pytest.raises(ValueError):
+        clip_flow_frame_indices(40, 40)
 
 
 def test_truncated_clip_is_an_error(tmp_path):
@@ -250,15 +280,15 @@ def test_ffmpeg_log_does_not_reach_the_terminal(tmp_path, capfd):
 def test_sample_videos_same_results_for_any_number_of_processes(tmp_path):
     paths = [write_avi(tmp_path / f"clip{i}.avi", n) for i, n in enumerate((12, 20, 9, 15, 11))]
     paths.insert(2, write_textured_avi(tmp_path / "textured.avi", 30))
-    serial = list(sample_videos(paths, 32, processes=1))
-    parallel = list(sample_videos(paths, 32, processes=2))
-    assert [n for n, _, _ in serial] == [12, 20, 30, 9, 15, 11]  # input order
-    assert [n for n, _, _ in parallel] == [n for n, _, _ in serial]
-    for (_, positions_1, flow_1), (_, positions_2, flow_2) in zip(serial, parallel):
-        assert positions_1.dtype == positions_2.dtype == np.uint8
-        assert positions_1.tobytes() == positions_2.tobytes() and flow_1.tobytes() == flow_2.tobytes()
-    _, positions, flow = sample_video(paths[2], 32)
-    assert (serial[2][1] == positions).all() and (serial[2][2] == flow).all()
+    serial = list(sample_videos(paths, 32, processes=1, clips=3))
+    parallel = list(sample_videos(paths, 32, processes=2, clips=3))
+    assert [s.n for s in serial] == [12, 20, 30, 9, 15, 11]  # input order
+    assert [s.n for s in parallel] == [s.n for s in serial]
+    for one, two in zip(serial, parallel):
+        assert one.positions.dtype == two.positions.dtype == np.uint8
+        assert all(a.tobytes() == b.tobytes() for a, b in zip(one[1:], two[1:]))
+    sample = sample_video(paths[2], 32, clips=3)
+    assert all((a == b).all() for a, b in zip(serial[2][1:], sample[1:]))
 
 
 def test_sample_videos_worker_error_names_the_file(tmp_path):

@@ -49,6 +49,25 @@ class LazyArray:
         return {**self.__dict__, "_array": None}
 
 
+class ClipArray(LazyArray):
+    """A (N, K, ...) array of K test clips per video, seen as N * K samples: sample i is clip i % K of
+    video i // K (the clips of a video are consecutive)."""
+
+    def __init__(self, path: Path):
+        super().__init__(path)
+        if len(self.shape) < 3:
+            raise InputError(f"{self.path}: expected (videos, clips, ...) test-clip arrays, got shape {self.shape}; "
+                             f"re-run the data stages (`dvc repro`)")
+        self.videos, self.clips = self.shape[:2]
+        self.shape = (self.videos * self.clips, *self.shape[2:])
+
+    def __getitem__(self, index):
+        if self._array is None:
+            self._array = load_array(self.path)
+        video, clip = divmod(int(index), self.clips)
+        return self._array[video, clip]
+
+
 def _chw(array: np.ndarray) -> torch.Tensor:
     """HWC (or NHWC) uint8 from a memmap -> an owned CHW (NCHW) tensor."""
     return torch.from_numpy(np.array(array)).movedim(-1, -3)
@@ -89,12 +108,41 @@ def hmdb51_subset(frames_dir: Path | None, flow_dir: Path | None, subset: str) -
         manifests.append(Path(flow_dir) / manifest_name("hmdb51", subset))
     if not manifests:
         raise ValueError("hmdb51_subset needs frames_dir or flow_dir")
+    first, manifest = _same_clips(manifests)
+    return SubsetArrays(arrays, manifest["label"].to_numpy(), first)
+
+
+def _same_clips(manifests: list[Path]):
+    """(path, content) of the first manifest, after checking that the others list the same clips."""
     first, *others = manifests
     manifest = read_manifest(first, "hmdb51")
     for path in others:
         if list(read_manifest(path, "hmdb51")["path"]) != list(manifest["path"]):
             raise InputError(f"{path} and {first} list different clips; re-run the data stages (`dvc repro`)")
-    return SubsetArrays(arrays, manifest["label"].to_numpy(), first)
+    return first, manifest
+
+
+def hmdb51_test_clips(frames_dir: Path | None, flow_dir: Path | None) -> tuple[SubsetArrays, int]:
+    """The K test clips of every HMDB51 test video as N * K samples (`ClipArray`), and K: the clip frames
+    as "frames" (frames_dir) and/or their flow stacks as "flow" (flow_dir), each with its video's label.
+    The datasets read them with position None (FrameDataset's "frames", not a study position)."""
+    arrays, manifests = {}, []
+    if frames_dir is not None:
+        arrays["frames"] = ClipArray(Path(frames_dir) / "hmdb51_test_clip_frames.npy")
+        manifests.append(Path(frames_dir) / manifest_name("hmdb51", "test"))
+    if flow_dir is not None:
+        arrays["flow"] = ClipArray(Path(flow_dir) / "hmdb51_test_clips.npy")
+        manifests.append(Path(flow_dir) / manifest_name("hmdb51", "test"))
+    if not manifests:
+        raise ValueError("hmdb51_test_clips needs frames_dir or flow_dir")
+    first, manifest = _same_clips(manifests)
+    clips = {name: array.clips for name, array in arrays.items()}
+    if len(set(clips.values())) != 1 or any(a.videos != len(manifest) for a in arrays.values()):
+        raise InputError(f"{first}: {len(manifest)} test videos, but the test-clip arrays hold "
+                         + ", ".join(f"{a.path} {a.videos} x {a.clips}" for a in arrays.values())
+                         + "; re-run the data stages (`dvc repro`)")
+    k = next(iter(clips.values()))
+    return SubsetArrays(arrays, np.repeat(manifest["label"].to_numpy(), k), first), k
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:

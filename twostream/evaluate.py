@@ -1,19 +1,30 @@
-"""Test-set metrics, confusion data and the results table.
+"""Test-set metrics, video-level and late-fusion scores, and the metrics files.
 
-One record per model, in memory and in results.md: {"params", "best_epoch", "epochs",
-"train": {"accuracy", "loss"}, "val": {"accuracy", "loss"}, "test": {"accuracy", "loss",
-"top5", "mean_class_accuracy"}}; accuracies are per sample in 0..1, train and val are the
-best epoch's figures. On disk every figure is a DVC metric exactly once, laid out so that
-`dvc exp show` starts with the headline numbers:
+One record per model, in memory: {"params", "best_epoch", "epochs", "train": {"accuracy",
+"loss"}, "val": {"accuracy", "loss"}, "test": {"accuracy", "loss", "top5",
+"mean_class_accuracy"}}; accuracies are per sample in 0..1, train and val are the best epoch's
+figures. The late fusion is not trained: its record is {"test": {...}} only.
 
-- metrics/accuracy.json: the test accuracy of every model (the seed's single-clip protocol);
+Two test protocols. The seed's (the headline, comparable number): one frame and one flow stack
+from the middle of each test video. Video-level: the mean softmax over K clips spread over the
+video (`video_test.clips`), each clip a frame and a flow stack (`log_mean_softmax`). The late
+fusion averages the softmax of the frame and the flow model the same way (`late_fusion`).
+
+On disk every figure is a DVC metric exactly once, laid out so that `dvc exp show` starts with
+the headline numbers:
+
+- metrics/accuracy.json: the test accuracy of every model (the seed's single-clip protocol),
+  then `video_accuracy`: the video-level test accuracy of every HMDB51 model;
 - metrics/<model>.json: the rest of the record (size, best epoch, train/val, test loss,
   top-5, mean class accuracy);
 - metrics/frame_positions.json: the test accuracy of the frame model trained at each other
   frame position (the one at `frames.position` is hmdb51_frames).
+
+The results table (metrics/results.md) is written from these files by `twostream.report`.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,8 +38,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from twostream.device import resolve_device
-from twostream.model_table import MODELS
-from twostream.params import FRAME_POSITIONS, RuntimeParams
+from twostream.params import RuntimeParams
 from twostream.train import make_loader, predict
 
 
@@ -58,10 +68,44 @@ def metrics_record(checkpoint: Mapping[str, Any], logits: np.ndarray, labels: np
     }
 
 
+def log_mean_softmax(logits: np.ndarray) -> np.ndarray:
+    """(N, M, C) scores of M clips (or models) per sample -> (N, C): the log of their mean softmax.
+
+    The mean of probabilities, neither of logits nor a majority vote: a clip that is sure of its
+    class outweighs several that hesitate. Computed in float64 as logsumexp(log_softmax) - log M,
+    so a probability that underflows float32 still gives a finite loss. The result is a valid set of
+    logits (its softmax is the mean softmax), so `scores` takes it as it takes a model's output.
+    """
+    logits = np.asarray(logits)
+    if logits.ndim != 3 or 0 in logits.shape:
+        raise ValueError(f"expected (samples, clips or models, classes) scores, got shape {logits.shape}")
+    log_p = F.log_softmax(torch.from_numpy(logits).double(), dim=-1)
+    return (torch.logsumexp(log_p, dim=1) - math.log(logits.shape[1])).numpy()
+
+
+def video_logits(clip_logits: np.ndarray, clips: int) -> np.ndarray:
+    """(N * K, C) scores of K consecutive clips per video -> (N, C) video scores (`log_mean_softmax`)."""
+    clip_logits = np.asarray(clip_logits)
+    if clips < 1 or clip_logits.ndim != 2 or len(clip_logits) % clips:
+        raise ValueError(f"expected (videos * {clips}, classes) clip scores, got shape {clip_logits.shape}")
+    return log_mean_softmax(clip_logits.reshape(len(clip_logits) // clips, clips, clip_logits.shape[1]))
+
+
+def late_fusion(*logits: np.ndarray) -> np.ndarray:
+    """Late fusion of models scored on the same samples, (N, C) each: the log of their mean softmax.
+
+    Applied per clip, then `video_logits` over a video's clips: every clip of every model weighs the same."""
+    if len(logits) < 2 or len({np.shape(x) for x in logits}) != 1:
+        raise ValueError(f"late fusion needs two or more score arrays of one shape, got {[np.shape(x) for x in logits]}")
+    return log_mean_softmax(np.stack(logits, axis=1))
+
+
 def metrics_files(records: Mapping[str, Mapping[str, Any]], positions: Mapping[str, Mapping[str, Any]],
-                  headline_position: str) -> dict[str, dict[str, Any]]:
-    """The DVC metrics files (name -> content) holding every figure of `records` once."""
+                  headline_position: str, video_accuracy: Mapping[str, float]) -> dict[str, dict[str, Any]]:
+    """The DVC metrics files (name -> content) holding every figure of `records` once, and the
+    video-level accuracies (model -> accuracy) in accuracy.json after the single-clip ones."""
     files: dict[str, dict[str, Any]] = {"accuracy": {n: r["test"]["accuracy"] for n, r in records.items()}}
+    files["accuracy"]["video_accuracy"] = dict(video_accuracy)
     for name, record in records.items():
         files[name] = {**record, "test": {k: v for k, v in record["test"].items() if k != "accuracy"}}
     files["frame_positions"] = {p: r["test"]["accuracy"] for p, r in positions.items() if p != headline_position}
@@ -85,36 +129,3 @@ def confusion_rows(labels: np.ndarray, predictions: np.ndarray, classes: Sequenc
     """One row per test sample with class names: the data of DVC's `confusion` template."""
     names = np.asarray(classes)
     return pd.DataFrame({"actual": names[labels], "predicted": names[predictions]})
-
-
-def _acc(record: Mapping[str, Any], split: str) -> str:
-    return f"{record[split]['accuracy']:.3f}"
-
-
-def results_markdown(records: Mapping[str, Mapping[str, Any]],
-                     positions: Mapping[str, Mapping[str, Any]] | None = None) -> str:
-    """The seed's result table (and its frame-position table) filled from metrics records."""
-    lines = ["# Results", "",
-             "| Dataset | Model | Top-1 accuracy (train / val / test) | Top-1 loss train | Model parameters |",
-             "|---|---|---|---|---|"]
-    rows = [m for m in MODELS if m.name in records]
-    for m in rows:
-        r = records[m.name]
-        lines.append(f"| {m.dataset_title} | {m.title} | {_acc(r, 'train')} / {_acc(r, 'val')} / {_acc(r, 'test')} "
-                     f"| {r['train']['loss']:.3f} | {r['params']:,} |")
-    lines += ["", "Best epoch / epochs: " + ", ".join(
-        f"{m.title} ({m.dataset_title}) {records[m.name]['best_epoch']}/{records[m.name]['epochs']}"
-        for m in rows) + "."]
-    lines += ["", "| Model | Test top-5 | Test mean class accuracy | Test loss |", "|---|---|---|---|"]
-    for m in rows:
-        t = records[m.name]["test"]
-        lines.append(f"| {m.label} | {t['top5']:.3f} | {t['mean_class_accuracy']:.3f} | {t['loss']:.3f} |")
-    if positions:
-        lines += ["", "## Frame position (HMDB51 frame model)", "",
-                  "| Frame | Top-1 accuracy (train / val / test) |", "|---|---|"]
-        for position in FRAME_POSITIONS:
-            if position in positions:
-                r = positions[position]
-                label = position.replace("_", "-").capitalize()
-                lines.append(f"| {label} | {_acc(r, 'train')} / {_acc(r, 'val')} / {_acc(r, 'test')} |")
-    return "\n".join(lines) + "\n"

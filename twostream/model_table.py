@@ -20,6 +20,7 @@ class ModelEntry:
     title: str                # the model's column in the results table
     kind: str                 # spatial | temporal | twostream | late_fusion
     inputs: tuple[str, ...]   # "frames" (one RGB frame) and/or "flow" (a stack of 8 flow images)
+    fuses: tuple[str, ...] = ()  # late_fusion: the trained models whose softmax scores it averages
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -36,8 +37,11 @@ MODELS: tuple[ModelEntry, ...] = (
     ModelEntry("hmdb51_flow", "train_flow", "hmdb51", "HMDB51", "Optical flow", "temporal", ("flow",)),
     ModelEntry("hmdb51_twostream", "train_fusion", "hmdb51", "HMDB51", "Two-stream", "twostream",
                ("frames", "flow")),
+    ModelEntry("hmdb51_late_fusion", None, "hmdb51", "HMDB51", "Late fusion", "late_fusion", ("frames", "flow"),
+               fuses=("hmdb51_frames", "hmdb51_flow")),
 )
 TRAINED = tuple(m for m in MODELS if m.stage is not None)
+VIDEO_MODELS = tuple(m for m in MODELS if m.dataset == "hmdb51")  # tested on one clip and on K clips per video
 BY_NAME = {m.name: m for m in MODELS}
 BY_STAGE = {m.stage: m for m in TRAINED}
 

@@ -100,10 +100,15 @@ class SplitParams:
     val_fraction: float
     oversample: bool
     hmdb51_fold: int
+    val_groups: Literal["source", "clip"]
 
     def validate(self, key: str) -> None:
         _fraction(f"{key}.test_fraction", self.test_fraction)
         _fraction(f"{key}.val_fraction", self.val_fraction)
+        if self.val_groups == "source":
+            _check(self.val_fraction <= 0.5, f"{key}.val_fraction",
+                   f"must be <= 0.5 with {key}.val_groups: source (val is one of round(1 / val_fraction) >= 2 "
+                   f"folds of source videos), got {self.val_fraction!r}")
         _check(self.hmdb51_fold in (1, 2, 3), f"{key}.hmdb51_fold",
                f"must be 1, 2 or 3 (HMDB51's three official train/test folds), got {self.hmdb51_fold!r}")
 
@@ -121,6 +126,14 @@ class ImageParams:
 @dataclass(frozen=True)
 class FramesParams:
     position: Literal[FRAME_POSITIONS]  # type: ignore[valid-type]
+
+
+@dataclass(frozen=True)
+class VideoTestParams:
+    clips: int
+
+    def validate(self, key: str) -> None:
+        _positive(f"{key}.clips", self.clips)
 
 
 @dataclass(frozen=True)
@@ -213,6 +226,7 @@ class Params:
     split: SplitParams
     image: ImageParams
     frames: FramesParams
+    video_test: VideoTestParams
     flow: FlowParams
     model: ModelParams
     train: TrainParams

@@ -1,5 +1,5 @@
 """PNG figures people read: confusion matrices, training curves, frame positions,
-the fusion layer's weights and the frame-position study.
+the fusion layer's weights, the frame-position study and the test accuracy per class.
 
 Every figure is drawn on a standalone ``Figure`` with the Agg canvas (no pyplot, no
 global backend switch) and written through ``atomic_path``, so a failed render never
@@ -291,4 +291,43 @@ def position_study_png(table: Mapping[str, Mapping[str, float]], path: Path) -> 
     ax.set_title("Accuracy by frame position")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    _save(fig, path)
+
+
+def per_class_accuracy_png(panels: Mapping[str, Mapping[str, Sequence[float]]], classes: Sequence[str],
+                           path: Path) -> None:
+    """Test accuracy per class, the models side by side as grouped bars, one panel per protocol
+    (e.g. one clip per video, the whole video). `panels`: title -> model label -> accuracy per class
+    (NaN: no test sample of that class, drawn as no bar)."""
+    if len(panels) == 0:
+        raise ValueError("per-class accuracy: no panels")
+    classes = [str(c) for c in classes]
+    for title, models in panels.items():
+        if len(models) == 0:
+            raise ValueError(f"per-class accuracy: panel {title!r} has no models")
+        for label, values in models.items():
+            values = np.asarray(values, dtype=np.float64)
+            if values.shape != (len(classes),):
+                raise ValueError(f"per-class accuracy: {label!r} in {title!r} has {values.shape} values for "
+                                 f"{len(classes)} classes")
+            finite = values[np.isfinite(values)]
+            if np.any((finite < 0) | (finite > 1)):
+                raise ValueError(f"per-class accuracy: {label!r} in {title!r} has values outside [0, 1]")
+
+    fig = _new_figure(max(10.0, 1.0 * len(classes) + 2), 3.6 * len(panels) + 0.4)
+    axes = np.atleast_1d(fig.subplots(len(panels), 1, sharex=True))
+    x = np.arange(len(classes))
+    for ax, (title, models) in zip(axes, panels.items()):
+        width = 0.8 / len(models)
+        for j, (label, values) in enumerate(models.items()):
+            values = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0)
+            ax.bar(x + (j - (len(models) - 1) / 2) * width, values, width, color=f"C{j}", label=label)
+        ax.set_ylim(0.0, 1.0)
+        ax.set_ylabel("test accuracy")
+        ax.set_title(title)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9)
+    axes[-1].set_xticks(x, classes, rotation=30, ha="right", rotation_mode="anchor")
+    axes[-1].set_xlabel("class")
+    fig.suptitle("Test accuracy per class")
     _save(fig, path)

@@ -794,6 +794,15 @@ _PROGRAMS: dict[str, Callable[[np.random.Generator, _Stage, int], _Program]] = {
 }
 assert set(_PROGRAMS) == set(HMDB51_CLASSES)
 
+# The designed pairs of the table above, (class, class, the only cue that separates them): each pair is
+# one program with a switch. Evaluation reports how every model does on them (twostream.report).
+DESIGNED_PAIRS: tuple[tuple[str, str, str], ...] = (
+    ("clap", "wave", "motion"),
+    ("run", "jump", "motion"),
+    ("drink", "smoke", "appearance"),
+    ("ride_bike", "ride_horse", "appearance"),
+)
+
 
 # ----------------------------------------------------------------------------- backgrounds
 

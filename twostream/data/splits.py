@@ -6,18 +6,25 @@ val. Train and val are oversampled to balance the classes *after* splitting (no 
 between subsets); test never is.
 
 HMDB51: one of the three official folds (`split.hmdb51_fold`); tag 1 is train, tag 2 test,
-tag 0 unused; `val_fraction` of train (stratified) becomes val.
+tag 0 unused; about `val_fraction` of train becomes val. HMDB51 cuts up to three clips from one
+source video (`layout.hmdb51_source_of`), so a random clip split puts clips of one video on both
+sides and val accuracy measures partly recall of that video. `split.val_groups`:
+
+- `source`: whole source videos go to val, stratified by class as far as the groups allow
+  (scikit-learn's StratifiedGroupKFold into round(1 / val_fraction) folds, `seed` as random
+  state; val is the fold holding out the most classes, then the one nearest val_fraction);
+- `clip`: the seed's procedure, `val_fraction` of the clips stratified at random.
 
 Every list entry must name a file that exists under the raw root, and every class a class of
 the table: a problem stops here, naming the list and the line, not stages later.
 """
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
 from twostream.classes import HMDB51_CLASSES, STANFORD40_CLASSES, label_of
 from twostream.data import layout
@@ -108,13 +115,56 @@ def hmdb51_items(root: Path, fold: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*COLUMNS, "tag"])
 
 
-def split_hmdb51(items: pd.DataFrame, val_fraction: float, random_state: int) -> dict[str, pd.DataFrame]:
+def hmdb51_sources(frame: pd.DataFrame) -> pd.Series:
+    """The source video of every clip (`layout.hmdb51_source_of`), from its path `<class>/<file>`."""
+    return pd.Series([layout.hmdb51_source_of(PurePosixPath(p).name, c) for p, c in zip(frame["path"], frame["class"])],
+                     index=frame.index, dtype=object)
+
+
+def grouped(frame: pd.DataFrame, fraction: float, random_state: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rest, held out): whole source videos held out, about `fraction` of the clips, stratified by class as far
+    as the groups allow (a class with few source videos may have no held-out clip). A source with clips of
+    several classes is one group. Every class must keep clips in the rest, else a ListError naming the params."""
+    sources = hmdb51_sources(frame)
+    folds = max(2, round(1 / fraction))
+    if sources.nunique() < folds:
+        raise ListError(f"split.val_groups: source: {sources.nunique()} source videos cannot make {folds} folds "
+                        f"(split.val_fraction {fraction}); use more data, a larger val_fraction or val_groups: clip")
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=random_state)
+    target = held_out(len(frame), fraction)
+
+    def coverage(fold: tuple[np.ndarray, np.ndarray]) -> tuple[int, int]:  # classes held out, closeness to target
+        return frame["label"].iloc[fold[1]].nunique(), -abs(len(fold[1]) - target)
+
+    # the fold that holds out the most classes, then the one nearest val_fraction (the first on a tie)
+    rest_rows, out_rows = max(splitter.split(frame, frame["label"], groups=sources), key=coverage)
+    rest, out = frame.iloc[rest_rows], frame.iloc[out_rows]
+    missing = sorted(set(frame["class"]) - set(rest["class"]))
+    if missing:
+        raise ListError(f"split.val_groups: source: every train clip of class(es) {', '.join(missing)} went to val "
+                        f"(too few source videos); use more data, a smaller split.val_fraction or val_groups: clip")
+    return rest, out
+
+
+def shared_sources(first: pd.DataFrame, second: pd.DataFrame) -> set[str]:
+    """Source videos with clips in both subsets (a val clip of one of them is partly a train clip)."""
+    return set(hmdb51_sources(first)) & set(hmdb51_sources(second))
+
+
+def split_hmdb51(items: pd.DataFrame, val_fraction: float, random_state: int,
+                 val_groups: str) -> dict[str, pd.DataFrame]:
+    """train (tag 1 minus val), val, test (tag 2); `val_groups` as `split.val_groups` (module docstring)."""
     train_all = items[items["tag"] == 1]
     test = items[items["tag"] == 2]
     for name, part in (("train (tag 1)", train_all), ("test (tag 2)", test)):
         if part.empty:
             raise ListError(f"HMDB51 split lists have no {name} videos")
-    train, val = stratified(train_all, val_fraction, random_state, "split.val_fraction")
+    if val_groups == "source":
+        train, val = grouped(train_all, val_fraction, random_state)
+    elif val_groups == "clip":
+        train, val = stratified(train_all, val_fraction, random_state, "split.val_fraction")
+    else:
+        raise ValueError(f"val_groups must be source or clip, got {val_groups!r}")
     subsets = {"train": train.sort_values(["label", "path"]), "val": val.sort_values(["label", "path"]),
                "test": test}
     return {k: v.reset_index(drop=True)[list(COLUMNS)] for k, v in subsets.items()}

@@ -1,5 +1,9 @@
 """Video decoding and frame choice for HMDB51 clips.
 
+Frame choice: the five study positions and the seed's 9 flow frames around the middle of
+every clip, and, for video-level testing, K test clips spread evenly over it (each a frame and
+9 flow frames around its centre, with the seed's spacing).
+
 Each clip is decoded once, in one pass, with PyAV (FFmpeg), single-threaded: every frame
 that decodes, in display order. Damage is an error, never a silent grey or missing frame:
 
@@ -25,6 +29,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import av
 import av.logging
@@ -66,6 +71,28 @@ def flow_frame_indices(n: int) -> list[int]:
     before = np.linspace(0, mid, 9, dtype=int)[4:8]
     after = np.linspace(mid, n - 1, 9, dtype=int)[1:5]
     return [*before.tolist(), mid, *after.tolist()]
+
+
+def clip_centres(n: int, clips: int) -> list[int]:
+    """The centre frames of `clips` test clips spread evenly over `n` decodable frames.
+
+    Clip k is centred at (k + 0.5) / clips of the video, floored: the centre of equal parts, so
+    one clip is the seed's middle frame (n // 2). More clips than frames repeat frames.
+    """
+    if n < 1 or clips < 1:
+        raise ValueError(f"need n >= 1 frames and clips >= 1, got n={n}, clips={clips}")
+    return [(2 * k + 1) * n // (2 * clips) for k in range(clips)]
+
+
+def clip_flow_frame_indices(n: int, centre: int) -> list[int]:
+    """The 9 flow frames of a test clip centred at `centre`: the seed's stack around the middle
+    (`flow_frame_indices`), shifted to `centre`, so the flow model sees the temporal spacing it was
+    trained on. Indices beyond the ends are clamped (the stack repeats the first or last frame,
+    a zero-flow pair, as short clips do)."""
+    if not 0 <= centre < n:
+        raise ValueError(f"clip centre {centre} is outside the {n} frames")
+    offsets = np.asarray(flow_frame_indices(n)) - n // 2
+    return np.clip(centre + offsets, 0, n - 1).tolist()
 
 
 def decode_clip(path: Path, size: int) -> np.ndarray:
@@ -191,19 +218,36 @@ def _detail(logs: list[tuple[int, str, str]], exc: BaseException | None = None) 
     return "; ".join(lines)
 
 
-def sample_video(path: Path, size: int) -> tuple[int, np.ndarray, np.ndarray]:
-    """Decodable frame count, the 5 position frames (5, S, S, 3) and the 9 flow frames (9, S, S, 3)."""
-    frames = _decode_frames(path)  # the one decode of decode_clip; only the 14 frames used are converted
+class VideoSample(NamedTuple):
+    """What sample_frames keeps of one clip; S is the padded frame side, K the test clips (0: none)."""
+    n: int                       # decodable frames
+    positions: np.ndarray        # (5, S, S, 3): the study frames, FRAME_POSITIONS order
+    flow_frames: np.ndarray      # (9, S, S, 3): the seed's flow frames around the middle
+    clip_frames: np.ndarray      # (K, S, S, 3): the centre frame of each test clip
+    clip_flow_frames: np.ndarray  # (K, 9, S, S, 3): the flow frames of each test clip
+
+
+def sample_video(path: Path, size: int, clips: int = 0) -> VideoSample:
+    """The frames of one clip that the pipeline uses (see VideoSample), from one decode pass.
+
+    `clips` > 0 adds that many test clips spread evenly over the video (`clip_centres`)."""
+    frames = _decode_frames(path)  # the one decode of decode_clip; only the frames used are converted
     n = len(frames)
     if n < FLOW_FRAMES:
         raise VideoError(f"{path}: only {n} decodable frame(s); at least {FLOW_FRAMES} are needed for flow")
     positions = position_indices(n)
-    wanted = [*(positions[p] for p in FRAME_POSITIONS), *flow_frame_indices(n)]
-    converted = _rgb_frames(frames, wanted, size)
-    return n, converted[:len(FRAME_POSITIONS)], converted[len(FRAME_POSITIONS):]
+    centres = clip_centres(n, clips) if clips else []
+    wanted = [*(positions[p] for p in FRAME_POSITIONS), *flow_frame_indices(n), *centres,
+              *(i for c in centres for i in clip_flow_frame_indices(n, c))]
+    unique = sorted(set(wanted))  # each frame converted once, however many lists name it
+    converted = _rgb_frames(frames, unique, size)
+    picked = converted[np.searchsorted(unique, wanted)]
+    a, b, c = len(FRAME_POSITIONS), len(FRAME_POSITIONS) + FLOW_FRAMES, len(FRAME_POSITIONS) + FLOW_FRAMES + clips
+    return VideoSample(n, picked[:a], picked[a:b], picked[b:c],
+                       picked[c:].reshape(clips, FLOW_FRAMES, size, size, 3))
 
 
-def sample_videos(paths: Iterable[Path], size: int, processes: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+def sample_videos(paths: Iterable[Path], size: int, processes: int, clips: int = 0) -> Iterator[VideoSample]:
     """`sample_video` for each clip, in input order, decoded by `processes` worker processes.
 
     processes=1 decodes in this process. The results are the same whatever `processes` is.
@@ -214,7 +258,7 @@ def sample_videos(paths: Iterable[Path], size: int, processes: int) -> Iterator[
         raise ValueError(f"processes must be >= 1, got {processes}")
     if processes == 1:
         for path in paths:
-            yield sample_video(path, size)
+            yield sample_video(path, size, clips)
         return
     # spawn: no fork of a parent that may hold threads (torch, OpenCV, FFmpeg); the worker is importable
     with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
@@ -222,7 +266,7 @@ def sample_videos(paths: Iterable[Path], size: int, processes: int) -> Iterator[
         pending: deque[Future] = deque()
         try:
             for path in paths:
-                pending.append(pool.submit(_sample_in_worker, path, size))
+                pending.append(pool.submit(_sample_in_worker, path, size, clips))
                 if len(pending) >= 2 * processes:
                     yield _result(pending.popleft())
             while pending:
@@ -237,14 +281,14 @@ def _init_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the stage's to handle: it ends the pool
 
 
-def _sample_in_worker(path: Path, size: int) -> tuple[tuple[int, np.ndarray, np.ndarray] | None, str | None]:
+def _sample_in_worker(path: Path, size: int, clips: int) -> tuple[VideoSample | None, str | None]:
     try:
-        return sample_video(path, size), None
+        return sample_video(path, size, clips), None
     except VideoError as exc:  # returned, not raised: the parent raises it without the pool's traceback
         return None, str(exc)
 
 
-def _result(future: Future) -> tuple[int, np.ndarray, np.ndarray]:
+def _result(future: Future) -> VideoSample:
     sample, error = future.result()
     if error is not None:
         raise VideoError(error)
