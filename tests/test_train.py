@@ -213,9 +213,6 @@ def _augmented_batches(num_workers: int) -> list[torch.Tensor]:
     return [x for x, _ in make_loader(dataset, 4, runtime, shuffle=True, seed=0)]
 
 
-@pytest.mark.xfail(strict=True, reason="make_loader shuffles with DataLoader(shuffle=True) instead of "
-                   "datasets.SeededSampler, so augmentation is drawn from per-worker RNGs and "
-                   "runtime.num_workers changes the augmented samples")
 def test_augmented_training_batches_do_not_depend_on_num_workers():
     """runtime.yaml promises that nothing in it changes a result; num_workers is in it."""
     for a, b in zip(_augmented_batches(0), _augmented_batches(1), strict=True):

@@ -28,10 +28,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
 from twostream.checkpoint import save_checkpoint
+from twostream.datasets import SeededDataset, SeededSampler
 from twostream.device import resolve_device
 from twostream.errors import TrainingError
 from twostream.io import atomic_dir
@@ -60,14 +61,19 @@ def _seed_worker(worker_id: int) -> None:
 
 def make_loader(dataset: Dataset, batch_size: int, runtime: RuntimeParams, shuffle: bool, seed: int,
                 device: torch.device | None = None) -> DataLoader:
-    generator = torch.Generator().manual_seed(seed)
+    """A DataLoader over `dataset`. shuffle=True (training): a SeededSampler, so the order and every
+    sample's augmentation depend on `seed` and the epoch only (call `loader.sampler.set_epoch`), not
+    on the worker count. shuffle=False: the dataset's order."""
     # A last training batch of one sample breaks BatchNorm on 1x1 feature maps: drop it.
     drop_last = shuffle and len(dataset) % batch_size == 1
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=runtime.num_workers,
+    sampler = None
+    if shuffle:  # torch's DistributedSampler order; with per-sample seeds for the project's datasets
+        kind = SeededSampler if isinstance(dataset, SeededDataset) else DistributedSampler
+        sampler = kind(dataset, num_replicas=1, rank=0, shuffle=True, seed=seed)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=runtime.num_workers,
                       drop_last=drop_last,
                       pin_memory=runtime.pin_memory and device is not None and device.type == "cuda",
-                      worker_init_fn=_seed_worker, generator=generator,
-                      persistent_workers=runtime.num_workers > 0)
+                      worker_init_fn=_seed_worker, persistent_workers=runtime.num_workers > 0)
 
 
 def cyclic_lr(epoch: int, base_lr: float, max_lr: float, cyclic: CyclicParams) -> float:
@@ -202,6 +208,8 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, stag
     best = BestEpoch()
     history: list[EpochRecord] = []
     for epoch in range(1, stage.epochs + 1):
+        if isinstance(train_loader.sampler, DistributedSampler):
+            train_loader.sampler.set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
         train_loss, train_acc = train_epoch(model, train_loader, optimizer, device, train.amp,
                                             desc=f"epoch {epoch}/{stage.epochs}", progress=progress)
