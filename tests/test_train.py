@@ -19,8 +19,9 @@ RUNTIME = dataclasses.replace(load_runtime("runtime.yaml"), device="cpu", num_wo
 CYCLIC = CyclicParams(base_lr=1e-5, step_size_up=5, step_size_down=5, decay=0.5)
 
 
-def stage(epochs=6, lr=1e-2, step_size=2, gamma=0.5):
-    return StageTrainParams(epochs=epochs, lr=lr, step_size=step_size, gamma=gamma, augment=False)
+def stage(epochs=6, lr=1e-2, step_size=2, gamma=0.5, warmup_epochs=0):
+    return StageTrainParams(epochs=epochs, lr=lr, warmup_epochs=warmup_epochs, step_size=step_size, gamma=gamma,
+                            augment=False)
 
 
 def train_params(schedule="step", batch_size=8):
@@ -60,6 +61,21 @@ def test_make_scheduler_cyclic_and_step():
     raw["train"]["schedule"] = "cyclic"
     raw["train_spatial"]["lr"] = 1e-6
     with pytest.raises(ParamsError, match="train.cyclic.base_lr: must be below every stage's lr .*train_spatial.lr"):
+        parse_params(raw)
+
+
+def test_warmup_rises_linearly_then_the_step_schedule_starts():
+    got = scheduled_lrs("step", 10, stage(lr=1e-3, warmup_epochs=2, step_size=3, gamma=0.5))
+    np.testing.assert_allclose(got, [1e-3 / 3, 2e-3 / 3, 1e-3, 1e-3, 1e-3, 5e-4, 5e-4, 5e-4, 2.5e-4, 2.5e-4],
+                               rtol=1e-9)
+    raw = read_yaml("params.yaml")
+    raw["train"]["schedule"] = "cyclic"
+    raw["train_flow"]["warmup_epochs"] = 2
+    with pytest.raises(ParamsError, match="train_flow.warmup_epochs: must be 0 with train.schedule: cyclic"):
+        parse_params(raw)
+    raw["train"]["schedule"] = "step"
+    raw["train_flow"]["warmup_epochs"] = raw["train_flow"]["epochs"]
+    with pytest.raises(ParamsError, match="train_flow.warmup_epochs: must be below train_flow.epochs"):
         parse_params(raw)
 
 

@@ -89,9 +89,17 @@ def cyclic_lr(epoch: int, base_lr: float, max_lr: float, cyclic: CyclicParams) -
 
 def make_scheduler(optimizer: torch.optim.Optimizer, stage: StageTrainParams,
                    train: TrainParams) -> torch.optim.lr_scheduler.LRScheduler:
-    """Per-epoch schedule: StepLR(step_size, gamma), or the cyclical one with the stage's lr as first max."""
-    if train.schedule == "step":
+    """Per-epoch schedule: StepLR(step_size, gamma), or the cyclical one with the stage's lr as first max.
+
+    With `warmup_epochs` W > 0 (step schedule only) the lr first rises linearly, epoch e of the
+    warm-up (1..W) at lr * e / (W + 1), then the step schedule continues as if from epoch 0."""
+    if train.schedule == "step" and stage.warmup_epochs == 0:
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=stage.step_size, gamma=stage.gamma)
+    if train.schedule == "step":
+        warmup = stage.warmup_epochs
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda epoch: (epoch + 1) / (warmup + 1) if epoch < warmup
+            else stage.gamma ** ((epoch - warmup) // stage.step_size))
     # train.cyclic.base_lr < stage.lr is checked with params.yaml (Params.validate)
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda epoch: cyclic_lr(epoch, train.cyclic.base_lr, stage.lr, train.cyclic) / stage.lr)
