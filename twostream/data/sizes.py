@@ -46,6 +46,14 @@ def minimum_items(classes: int, test_fraction: float | None, val_fraction: float
     raise ValueError("no dataset size satisfies these fractions")  # pragma: no cover
 
 
+def rest_of_class(size: int, count: int, fraction: float) -> int:
+    """The fewest items a class of `size` (of `count` items) keeps after a stratified split holds out
+    `fraction`: scikit-learn gives each class its share of the kept items rounded down or up (which
+    one depends on the random state), so at least the share rounded down. A second stratified
+    split of what is kept needs >= 2 items of every class."""
+    return size * (count - held_out(count, fraction)) // count
+
+
 def stanford40_class_sizes(images_per_class: int, rng: np.random.Generator) -> list[int]:
     """Images per class: images_per_class times factors spread over STANFORD40_CLASS_FACTORS."""
     factors = rng.permutation(np.linspace(*STANFORD40_CLASS_FACTORS, len(STANFORD40_CLASSES)))
@@ -81,7 +89,8 @@ def check_sizes(params: Params) -> None:
 
     def images_ok(per_class: int) -> bool:
         sizes = [max(2, int(round(per_class * f))) for f in np.linspace(*STANFORD40_CLASS_FACTORS, classes)]
-        return sum(sizes) >= need and min(sizes) >= 3
+        total = sum(sizes)
+        return total >= need and rest_of_class(min(sizes), total, split.test_fraction) >= 2
 
     if not images_ok(synthetic.images_per_class):
         raise ParamsError(f"{key}.images_per_class: {synthetic.images_per_class} is too few for stratified "
