@@ -50,7 +50,7 @@ def set_yaml(path, changes):
 
 
 def run(cmd, cwd, env, check=True):
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=3600)
     if check:
         assert proc.returncode == 0, f"{' '.join(map(str, cmd))} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc if not check else proc.stdout + proc.stderr
