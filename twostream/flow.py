@@ -30,9 +30,13 @@ from tqdm import tqdm
 from twostream.device import resolve_device
 from twostream.params import (FLOW_FRAMES, FLOW_METHODS, FLOW_PAIRS, RAFT_METHODS, RAFT_MIN_SIZE, FlowParams,
                               usable_cpus)
-from twostream.weights import load_pretrained
+from twostream.weights import load_pretrained, weights_path
 
 log = logging.getLogger(__name__)
+
+# Loaded pretrained RAFT models, by (method, weights file, device): the flow stage calls
+# `flow_images` once per subset, and the model is loaded once per process, not once per call.
+_RAFT_CACHE: dict[tuple[str, str, str], torch.nn.Module] = {}
 
 # OpenCV methods: videos per chunk (bounds memory; the pairs of a chunk run on a thread pool).
 OPENCV_CHUNK_VIDEOS = 16
@@ -87,7 +91,7 @@ class FlowEstimator:
         self._model: torch.nn.Module | None = None
         if self.method in RAFT_METHODS:
             self.device = resolve_device(device)
-            self._model = _load_raft(self.method, params.pretrained).to(self.device).eval()
+            self._model = _raft_model(self.method, params.pretrained, self.device)
         else:
             if device == "cuda":
                 log.warning("device is 'cuda' but flow.method %s runs on the CPU (OpenCV)", self.method)
@@ -154,12 +158,27 @@ class FlowEstimator:
         return flow
 
 
-def _load_raft(method: str, pretrained: bool) -> torch.nn.Module:
+def _raft_weights(method: str):
     from torchvision.models.optical_flow import (Raft_Large_Weights, Raft_Small_Weights,
                                                  raft_large, raft_small)
 
-    build, weights = ((raft_small, Raft_Small_Weights.DEFAULT) if method == "raft_small"
-                      else (raft_large, Raft_Large_Weights.DEFAULT))
+    return ((raft_small, Raft_Small_Weights.DEFAULT) if method == "raft_small"
+            else (raft_large, Raft_Large_Weights.DEFAULT))
+
+
+def _raft_model(method: str, pretrained: bool, device: torch.device) -> torch.nn.Module:
+    """RAFT on `device` in eval mode; a pretrained one is loaded once per process and reused.
+    (Random weights, for tests only, are drawn anew each time from torch's RNG.)"""
+    if not pretrained:
+        return _load_raft(method, pretrained).to(device).eval()
+    key = (method, str(weights_path(_raft_weights(method)[1])), str(device))
+    if key not in _RAFT_CACHE:
+        _RAFT_CACHE[key] = _load_raft(method, pretrained).to(device).eval()
+    return _RAFT_CACHE[key]
+
+
+def _load_raft(method: str, pretrained: bool) -> torch.nn.Module:
+    build, weights = _raft_weights(method)
     model = build(weights=None, progress=False)
     if pretrained:
         model.load_state_dict(load_pretrained(weights))
@@ -200,19 +219,33 @@ def flow_images(frames: np.ndarray, params: FlowParams, out: np.ndarray | None =
 
     started = time.perf_counter()
     chunk = _chunk_videos(params.method, batch_size)
+
+    def write_images(start: int, flow: np.ndarray) -> None:
+        for v, video_flow in enumerate(flow):
+            images = flow_to_image(torch.from_numpy(video_flow))  # one scale per video
+            out[start + v] = images.permute(0, 2, 3, 1).numpy()
+
+    # Flow images and array writes of chunk k run on a writer thread while the estimator computes
+    # chunk k+1 (on a GPU, the CPU work hides behind the next batches); one chunk waits at most,
+    # so memory stays bounded.
     with FlowEstimator(params, device, batch_size) as estimate, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="flow-images") as writer, \
             tqdm(total=n, desc=f"flow ({params.method})", unit="video",
                  disable=not progress) as bar:
+        pending = None
         for start in range(0, n, chunk):
             videos = np.asarray(frames[start:start + chunk])
             # consecutive pairs (f0, f1), ..., (f7, f8) of each video, videos in order
             pairs = np.stack([videos[:, :-1], videos[:, 1:]], axis=2)
             pairs = pairs.reshape(-1, 2, size, size, 3)
             flow = estimate(pairs).reshape(len(videos), FLOW_PAIRS, 2, size, size)
-            for v, video_flow in enumerate(flow):
-                images = flow_to_image(torch.from_numpy(video_flow))  # one scale per video
-                out[start + v] = images.permute(0, 2, 3, 1).numpy()
-            bar.update(len(videos))
+            if pending is not None:
+                pending.result()  # re-raises a failed write
+                bar.update(pending_videos)
+            pending, pending_videos = writer.submit(write_images, start, flow), len(videos)
+        if pending is not None:
+            pending.result()
+            bar.update(pending_videos)
         device = estimate.device
     elapsed = time.perf_counter() - started
     log.info("flow: method %s on %s, %d videos of %d px in %.1f s (%.2f videos/s)",
