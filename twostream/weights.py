@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -82,15 +82,18 @@ def standin_builders() -> dict[WeightsEnum, Callable[[], torch.nn.Module]]:
     }
 
 
-def write_standins(torch_home: str | Path, seed: int = 0) -> list[Path]:
-    """Write random stand-ins of the full setting's weights into `torch_home`/hub/checkpoints under
-    torchvision's file names, each with its `.standin` marker; a real (unmarked) file already there
-    is kept. Returns the stand-in files. Deterministic: the same seed gives the same weights."""
+def write_standins(torch_home: str | Path, seed: int = 0, only: Iterable[WeightsEnum] | None = None) -> list[Path]:
+    """Write random stand-ins of the full setting's weights (or of `only` these) into
+    `torch_home`/hub/checkpoints under torchvision's file names, each with its `.standin` marker; a
+    real (unmarked) file already there is kept. Returns the stand-in files. Deterministic: the same
+    seed gives the same weights."""
     from twostream.io import atomic_path
 
     checkpoints = Path(torch_home) / "hub" / "checkpoints"
     written = []
-    for weights, build in standin_builders().items():
+    builders = standin_builders()
+    for weights in builders if only is None else only:
+        build = builders[weights]
         path = checkpoints / os.path.basename(weights.url)
         if path.is_file() and not is_standin(path):
             log.info("%s: real weights file kept", path)
