@@ -80,9 +80,9 @@ def moving_frames(rng: np.random.Generator, clips: int, size: int) -> np.ndarray
 
 def line(name: str, unit: str, value: float, floor: float | None = None, floor_name: str = "raw",
          of: str = "the floor") -> str:
-    text = f"{name}: {value:.1f} {unit}"
+    text = f"{name}: {value:.3g} {unit}"
     if floor is not None:
-        text += f", {floor_name} {floor:.1f} {unit}, {100 * value / floor:.0f}% of {of}"
+        text += f", {floor_name} {floor:.3g} {unit}, {100 * value / floor:.0f}% of {of}"
     return text
 
 

@@ -149,7 +149,7 @@ class FlowEstimator:
 
     def _to_model(self, images: np.ndarray) -> torch.Tensor:
         """(N, S, S, 3) uint8 -> (N, 3, S, S) float in [-1, 1] on the device (converted there)."""
-        return torch.from_numpy(np.ascontiguousarray(images)).to(self.device).permute(0, 3, 1, 2).float() \
+        return torch.from_numpy(np.array(images)).to(self.device).permute(0, 3, 1, 2).float() \
             .div_(127.5).sub_(1.0)
 
     def _raft(self, pairs: np.ndarray) -> np.ndarray:
