@@ -14,6 +14,7 @@ training has succeeded, and everything is written atomically.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import random
@@ -122,9 +123,12 @@ class BestEpoch:
         return True
 
 
-def _to(batch: Any, device: torch.device) -> Any:
+def _to(batch: Any, device: torch.device, channels_last: bool = False) -> Any:
+    """Inputs on `device`; images (4-d) in NHWC memory order when `channels_last`."""
     if isinstance(batch, (tuple, list)):
-        return tuple(t.to(device, non_blocking=True) for t in batch)
+        return tuple(_to(t, device, channels_last) for t in batch)
+    if channels_last and batch.dim() == 4:
+        return batch.to(device, memory_format=torch.channels_last, non_blocking=True)
     return batch.to(device, non_blocking=True)
 
 
@@ -133,16 +137,27 @@ def _forward(model: nn.Module, inputs: Any) -> torch.Tensor:
 
 
 def _autocast(device: torch.device, amp: bool):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
+    """bf16 autocast when `train.amp` is on, on CUDA and on the CPU alike: the param means the same
+    arithmetic on every device (and the CPU tests exercise the GPU's path)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
+
+
+def place_model(model: nn.Module, device: torch.device, channels_last: bool = False) -> nn.Module:
+    """`model` on `device`, its 4-d weights in NHWC memory order when `channels_last` (runtime.yaml:
+    faster convolutions on recent GPUs; the same results up to rounding)."""
+    if channels_last:
+        return model.to(device, memory_format=torch.channels_last)
+    return model.to(device)
 
 
 def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, device: torch.device,
-                amp: bool = False, desc: str = "train", progress: bool = True) -> tuple[float, float]:
+                amp: bool = False, desc: str = "train", progress: bool = True,
+                channels_last: bool = False) -> tuple[float, float]:
     """One pass over `loader` with updates; per-sample mean loss and accuracy."""
     model.train()
     loss_sum, correct, count = 0.0, 0, 0
     for inputs, labels in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
-        inputs, labels = _to(inputs, device), labels.to(device, non_blocking=True)
+        inputs, labels = _to(inputs, device, channels_last), labels.to(device, non_blocking=True)
         with _autocast(device, amp):
             logits = _forward(model, inputs)
         loss = F.cross_entropy(logits.float(), labels)
@@ -157,13 +172,13 @@ def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Opt
 
 @torch.inference_mode()
 def predict(model: nn.Module, loader: DataLoader, device: torch.device, amp: bool = False,
-            desc: str = "eval", progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+            desc: str = "eval", progress: bool = True, channels_last: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Logits (N, C) and labels (N,) of every sample, in loader order, in eval mode."""
     model.eval()
     all_logits, all_labels = [], []
     for inputs, labels in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
         with _autocast(device, amp):
-            logits = _forward(model, _to(inputs, device))
+            logits = _forward(model, _to(inputs, device, channels_last))
         all_logits.append(logits.float().cpu())
         all_labels.append(labels)
     return torch.cat(all_logits).numpy(), torch.cat(all_labels).numpy()
@@ -175,9 +190,10 @@ def loss_and_accuracy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, fl
     return loss, float(np.mean(logits.argmax(1) == labels))
 
 
-def validate(model: nn.Module, loader: DataLoader, device: torch.device, amp: bool = False) -> tuple[float, float]:
+def validate(model: nn.Module, loader: DataLoader, device: torch.device, amp: bool = False,
+             channels_last: bool = False) -> tuple[float, float]:
     """Per-sample loss and accuracy on `loader` (no augmentation, no updates)."""
-    return loss_and_accuracy(*predict(model, loader, device, amp, desc="val"))
+    return loss_and_accuracy(*predict(model, loader, device, amp, desc="val", channels_last=channels_last))
 
 
 @dataclass
@@ -203,14 +219,16 @@ class FitResult:
 
 def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, stage: StageTrainParams,
         train: TrainParams, device: torch.device, live: Any = None,
-        evaluate_fn: Callable[[nn.Module, DataLoader, torch.device, bool], tuple[float, float]] = validate,
-        progress: bool = True) -> FitResult:
+        evaluate_fn: Callable[[nn.Module, DataLoader, torch.device, bool], tuple[float, float]] | None = None,
+        progress: bool = True, channels_last: bool = False) -> FitResult:
     """Train for `stage.epochs`, then restore the best epoch's weights into `model`.
 
     `live` is a dvclive.Live (or None): train/val loss and accuracy and the learning
-    rate are logged per epoch.
+    rate are logged per epoch. `evaluate_fn` (default `validate`) measures the validation set.
+    `channels_last` (runtime.yaml) keeps the model and its image inputs in NHWC memory order.
     """
-    model.to(device)
+    place_model(model, device, channels_last)
+    evaluate_fn = evaluate_fn or functools.partial(validate, channels_last=channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=stage.lr, weight_decay=train.weight_decay)
     scheduler = make_scheduler(optimizer, stage, train)
     best = BestEpoch()
@@ -220,7 +238,8 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, stag
             train_loader.sampler.set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
         train_loss, train_acc = train_epoch(model, train_loader, optimizer, device, train.amp,
-                                            desc=f"epoch {epoch}/{stage.epochs}", progress=progress)
+                                            desc=f"epoch {epoch}/{stage.epochs}", progress=progress,
+                                            channels_last=channels_last)
         val_loss, val_acc = evaluate_fn(model, val_loader, device, train.amp)
         improved = best.update(epoch, val_acc, val_loss, model)
         history.append(EpochRecord(epoch, lr, train_loss, train_acc, val_loss, val_acc, improved))
@@ -266,7 +285,7 @@ def train_stage(stage: str, model: nn.Module, train_set: Dataset, val_set: Datas
         live_dir = Path(scratch) / "live"
         with Live(dir=str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None) as live:
             result = fit(model, train_loader, val_loader, params.stage(stage), params.train, device, live=live,
-                         progress=runtime.progress)
+                         progress=runtime.progress, channels_last=runtime.channels_last)
         save_checkpoint(out, model, meta, result.best_epoch, [asdict(r) for r in result.history])
         if curves is not None:  # DVCLive's own summary (metrics.json) is not kept: evaluate reports it
             with atomic_dir(curves) as tmp:
