@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Stage commands call `python`: make it the virtualenv's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install repro test full dryrun realsize bench clean
+.PHONY: install repro test push full dryrun realsize bench clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "twostream needs Python >= 3.10, got " + sys.version' 
@@ -23,6 +23,11 @@ repro: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The workspace's outputs, the run-cache and the outputs of every run in it, to the DVC remote
+# (REMOTE=name for another than the default): see "Sharing results" in the README.
+push: $(STAMP)
+	$(BIN)/python scripts/push_run_cache.py $(if $(REMOTE),-r $(REMOTE))
 
 # The seed's full setting (real data, ImageNet weights, RAFT-large, 224 px): params-full.yaml
 # applied as a DVC experiment. Needs internet, a GPU, ~3 GB of disk for downloads and unar.
