@@ -174,7 +174,7 @@ def data(n, seed):
     x = torch.randn(n, 8, generator=g)
     return TensorDataset(x, (x[:, 0] > 0).long() + 2 * (x[:, 1] > 0).long())
 
-stage = StageTrainParams(epochs=4, lr=1e-2, step_size=2, gamma=0.5, augment=False)
+stage = StageTrainParams(epochs=4, lr=1e-2, warmup_epochs=0, step_size=2, gamma=0.5, augment=False)
 with distributed.process_group("cpu") as device:
     seed_everything(0)
     model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))  # no BatchNorm, no dropout

@@ -159,6 +159,11 @@ def test_stratified_names_the_param_and_splits_by_label():
     assert not set(rest["path"]) & set(out["path"])
     with pytest.raises(ListError, match=r"^split.test_fraction: 0.05 of 40 items gives 2 held out"):
         splits.stratified(frame, 0.05, 0, "split.test_fraction")
+    # a class with one item: scikit-learn cannot stratify it (its ValueError was a traceback)
+    lone = pd.concat([frame, pd.DataFrame({"path": ["p40"], "label": [4], "class": ["lone"]})], ignore_index=True)
+    with pytest.raises(ListError, match=r"^split.val_fraction: a stratified split needs >= 2 items of every "
+                                        r"class; lone has 1 here"):
+        splits.stratified(lone, 0.2, 0, "split.val_fraction")
 
 
 def test_missing_stanford40_image_names_list_and_line(stanford):

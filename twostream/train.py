@@ -21,6 +21,7 @@ best-epoch decision; rank 0 alone writes the checkpoint and the curves.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import random
@@ -108,9 +109,17 @@ def cyclic_lr(epoch: int, base_lr: float, max_lr: float, cyclic: CyclicParams) -
 
 def make_scheduler(optimizer: torch.optim.Optimizer, stage: StageTrainParams,
                    train: TrainParams) -> torch.optim.lr_scheduler.LRScheduler:
-    """Per-epoch schedule: StepLR(step_size, gamma), or the cyclical one with the stage's lr as first max."""
-    if train.schedule == "step":
+    """Per-epoch schedule: StepLR(step_size, gamma), or the cyclical one with the stage's lr as first max.
+
+    With `warmup_epochs` W > 0 (step schedule only) the lr first rises linearly, epoch e of the
+    warm-up (1..W) at lr * e / (W + 1), then the step schedule continues as if from epoch 0."""
+    if train.schedule == "step" and stage.warmup_epochs == 0:
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=stage.step_size, gamma=stage.gamma)
+    if train.schedule == "step":
+        warmup = stage.warmup_epochs
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda epoch: (epoch + 1) / (warmup + 1) if epoch < warmup
+            else stage.gamma ** ((epoch - warmup) // stage.step_size))
     # train.cyclic.base_lr < stage.lr is checked with params.yaml (Params.validate)
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda epoch: cyclic_lr(epoch, train.cyclic.base_lr, stage.lr, train.cyclic) / stage.lr)
@@ -133,9 +142,12 @@ class BestEpoch:
         return True
 
 
-def _to(batch: Any, device: torch.device) -> Any:
+def _to(batch: Any, device: torch.device, channels_last: bool = False) -> Any:
+    """Inputs on `device`; images (4-d) in NHWC memory order when `channels_last`."""
     if isinstance(batch, (tuple, list)):
-        return tuple(t.to(device, non_blocking=True) for t in batch)
+        return tuple(_to(t, device, channels_last) for t in batch)
+    if channels_last and batch.dim() == 4:
+        return batch.to(device, memory_format=torch.channels_last, non_blocking=True)
     return batch.to(device, non_blocking=True)
 
 
@@ -144,16 +156,27 @@ def _forward(model: nn.Module, inputs: Any) -> torch.Tensor:
 
 
 def _autocast(device: torch.device, amp: bool):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
+    """bf16 autocast when `train.amp` is on, on CUDA and on the CPU alike: the param means the same
+    arithmetic on every device (and the CPU tests exercise the GPU's path)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
+
+
+def place_model(model: nn.Module, device: torch.device, channels_last: bool = False) -> nn.Module:
+    """`model` on `device`, its 4-d weights in NHWC memory order when `channels_last` (runtime.yaml:
+    faster convolutions on recent GPUs; the same results up to rounding)."""
+    if channels_last:
+        return model.to(device, memory_format=torch.channels_last)
+    return model.to(device)
 
 
 def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, device: torch.device,
-                amp: bool = False, desc: str = "train", progress: bool = True) -> tuple[float, float]:
+                amp: bool = False, desc: str = "train", progress: bool = True,
+                channels_last: bool = False) -> tuple[float, float]:
     """One pass over `loader` with updates; per-sample mean loss and accuracy (over all processes)."""
     model.train()
     loss_sum, correct, count = 0.0, 0, 0
     for inputs, labels in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
-        inputs, labels = _to(inputs, device), labels.to(device, non_blocking=True)
+        inputs, labels = _to(inputs, device, channels_last), labels.to(device, non_blocking=True)
         with _autocast(device, amp):
             logits = _forward(model, inputs)
         loss = F.cross_entropy(logits.float(), labels)
@@ -170,13 +193,13 @@ def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Opt
 
 @torch.inference_mode()
 def predict(model: nn.Module, loader: DataLoader, device: torch.device, amp: bool = False,
-            desc: str = "eval", progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+            desc: str = "eval", progress: bool = True, channels_last: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Logits (N, C) and labels (N,) of every sample, in loader order, in eval mode."""
     model.eval()
     all_logits, all_labels = [], []
     for inputs, labels in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
         with _autocast(device, amp):
-            logits = _forward(model, _to(inputs, device))
+            logits = _forward(model, _to(inputs, device, channels_last))
         all_logits.append(logits.float().cpu())
         all_labels.append(labels)
     return torch.cat(all_logits).numpy(), torch.cat(all_labels).numpy()
@@ -188,10 +211,12 @@ def loss_and_accuracy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, fl
     return loss, float(np.mean(logits.argmax(1) == labels))
 
 
-def validate(model: nn.Module, loader: DataLoader, device: torch.device, amp: bool = False) -> tuple[float, float]:
+def validate(model: nn.Module, loader: DataLoader, device: torch.device, amp: bool = False,
+             channels_last: bool = False) -> tuple[float, float]:
     """Per-sample loss and accuracy on `loader` (no augmentation, no updates). Under several
     processes each predicts its shard and all compute the figures from every sample, once each."""
-    logits, labels = predict(model, loader, device, amp, desc="val", progress=distributed.is_main())
+    logits, labels = predict(model, loader, device, amp, desc="val", progress=distributed.is_main(),
+                             channels_last=channels_last)
     if distributed.world_size() > 1:
         n = len(loader.dataset)
         logits, labels = distributed.gather_in_order(logits, n), distributed.gather_in_order(labels, n)
@@ -221,17 +246,20 @@ class FitResult:
 
 def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, stage: StageTrainParams,
         train: TrainParams, device: torch.device, live: Any = None,
-        evaluate_fn: Callable[[nn.Module, DataLoader, torch.device, bool], tuple[float, float]] = validate,
-        progress: bool = True) -> FitResult:
+        evaluate_fn: Callable[[nn.Module, DataLoader, torch.device, bool], tuple[float, float]] | None = None,
+        progress: bool = True, channels_last: bool = False) -> FitResult:
     """Train for `stage.epochs`, then restore the best epoch's weights into `model`.
 
     `live` is a dvclive.Live (or None): train/val loss and accuracy and the learning
-    rate are logged per epoch. Under several processes the model trains wrapped in
-    DistributedDataParallel, is validated unwrapped with rank 0's BatchNorm statistics, and every
-    process takes rank 0's validation figures (the same, computed from the same gathered logits).
+    rate are logged per epoch. `evaluate_fn` (default `validate`) measures the validation set.
+    `channels_last` (runtime.yaml) keeps the model and its image inputs in NHWC memory order.
+    Under several processes the model trains wrapped in DistributedDataParallel, is validated
+    unwrapped with rank 0's BatchNorm statistics, and every process takes rank 0's validation
+    figures (the same, computed from the same gathered logits).
     """
-    model.to(device)
+    place_model(model, device, channels_last)
     net = distributed.data_parallel(model, device)
+    evaluate_fn = evaluate_fn or functools.partial(validate, channels_last=channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=stage.lr, weight_decay=train.weight_decay)
     scheduler = make_scheduler(optimizer, stage, train)
     best = BestEpoch()
@@ -241,7 +269,8 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, stag
             train_loader.sampler.set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
         train_loss, train_acc = train_epoch(net, train_loader, optimizer, device, train.amp,
-                                            desc=f"epoch {epoch}/{stage.epochs}", progress=progress)
+                                            desc=f"epoch {epoch}/{stage.epochs}", progress=progress,
+                                            channels_last=channels_last)
         distributed.sync_buffers(model)
         val_loss, val_acc = evaluate_fn(model, val_loader, device, train.amp)
         if distributed.world_size() > 1:
@@ -305,7 +334,8 @@ def train_stage(stage: str, model: nn.Module, train_set: Dataset, val_set: Datas
             with (Live(dir=str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None) if main
                   else contextlib.nullcontext()) as live:
                 result = fit(model, train_loader, val_loader, params.stage(stage), params.train, device, live=live,
-                             progress=runtime.progress and main)
+                             progress=runtime.progress and main,
+                             channels_last=runtime.channels_last)
             if main:
                 save_checkpoint(out, model, meta, result.best_epoch, [asdict(r) for r in result.history])
                 if curves is not None:  # DVCLive's own summary (metrics.json) is not kept: evaluate reports it

@@ -42,6 +42,11 @@ def stratified(frame: pd.DataFrame, fraction: float, random_state: int, key: str
         raise ListError(f"{key}: {fraction} of {len(frame)} items gives {out} held out; a stratified "
                         f"split of {classes} classes needs at least {classes} on each side "
                         f"(use more data or another fraction)")
+    per_label = frame["label"].value_counts()
+    if per_label.min() < 2:  # scikit-learn's own requirement, else its ValueError ends the stage
+        name = frame["class"][frame["label"] == per_label.idxmin()].iloc[0]
+        raise ListError(f"{key}: a stratified split needs >= 2 items of every class; {name} has "
+                        f"{per_label.min()} here (use more data or another fraction)")
     return train_test_split(frame, test_size=fraction, stratify=frame["label"], random_state=random_state)
 
 
