@@ -12,11 +12,18 @@ Methods (params.yaml `flow.method`):
 - ``farneback``: OpenCV Farneback dense flow on grayscale frames; CPU.
 - ``raft_small`` / ``raft_large``: torchvision RAFT on frames scaled to [-1, 1], last of
   ``flow.raft_updates`` refinements; the seed used ``raft_large`` with default weights.
+
+Under torchrun (runtime.yaml `nproc` > 1) `flow_shard` gives each process a contiguous share of
+the videos of an array, written into the one output array (`twostream.distributed.shared_array`):
+every video's flow depends on that video only, so the OpenCV methods give the same bytes however
+the videos are shared out, and RAFT the same up to floating-point rounding (batch composition and
+thread counts change how CPU convolutions round).
 """
 from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +36,7 @@ from torchvision.utils import flow_to_image
 from tqdm import tqdm
 
 from twostream.device import resolve_device
+from twostream.distributed import is_main, my_rows
 from twostream.params import (FLOW_FRAMES, FLOW_METHODS, FLOW_PAIRS, RAFT_METHODS, RAFT_MIN_SIZE, FlowParams,
                               usable_cpus)
 from twostream.weights import load_pretrained, weights_path
@@ -49,6 +57,10 @@ DIS_PRESET = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
 # 3 iterations per level, polynomial expansion over 5 px neighbourhoods with sigma 1.2.
 FARNEBACK = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2,
                  flags=0)
+
+# flow.pretrained false (tests only): RAFT's random weights from this seed, so that every process
+# of a sharded run, and every run, computes the same flow.
+RANDOM_WEIGHTS_SEED = 0
 
 
 def check_frames(frames: np.ndarray) -> None:
@@ -99,7 +111,9 @@ class FlowEstimator:
                 log.warning("device is 'cuda' but flow.method %s runs on the CPU (OpenCV)", self.method)
             self.device = torch.device("cpu")
             self._local = threading.local()
-            self._pool = ThreadPoolExecutor(max_workers=usable_cpus(), thread_name_prefix="flow")
+            # the machine's cores shared by the processes torchrun started on it
+            threads = max(1, usable_cpus() // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+            self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="flow")
 
     def __enter__(self) -> FlowEstimator:
         return self
@@ -216,7 +230,7 @@ def _raft_weights(method: str):
 
 def _raft_model(method: str, pretrained: bool, device: torch.device) -> torch.nn.Module:
     """RAFT on `device` in eval mode; a pretrained one is loaded once per process and reused.
-    (Random weights, for tests only, are drawn anew each time from torch's RNG.)"""
+    (Random weights, for tests only, are drawn from a fixed seed: the same in every process and run.)"""
     if not pretrained:
         return _load_raft(method, pretrained).to(device).eval()
     key = (method, str(weights_path(_raft_weights(method)[1])), str(device))
@@ -227,7 +241,9 @@ def _raft_model(method: str, pretrained: bool, device: torch.device) -> torch.nn
 
 def _load_raft(method: str, pretrained: bool) -> torch.nn.Module:
     build, weights = _raft_weights(method)
-    model = build(weights=None, progress=False)
+    with torch.random.fork_rng(devices=[]):  # the same random weights in every process and run
+        torch.manual_seed(RANDOM_WEIGHTS_SEED)
+        model = build(weights=None, progress=False)
     if pretrained:
         model.load_state_dict(load_pretrained(weights))
         log.info("%s: loaded pretrained weights %s", method, weights)
@@ -296,4 +312,18 @@ def flow_images(frames: np.ndarray, params: FlowParams, out: np.ndarray | None =
     elapsed = time.perf_counter() - started
     log.info("flow: method %s on %s, %d videos of %d px in %.1f s (%.2f videos/s)",
              params.method, device, n, size, elapsed, n / elapsed if elapsed > 0 else float("inf"))
+    return out
+
+
+def flow_shard(frames: np.ndarray, params: FlowParams, out: np.ndarray, progress: bool = True, device: str = "cpu",
+               batch_size: int = 16) -> np.ndarray:
+    """`flow_images` of this process's contiguous share of the videos (`distributed.my_rows`: all of
+    them with one process) into the same rows of `out`, an (N, 8, S, S, 3) array every process fills
+    (`distributed.shared_array`). Any (N, 9, S, S, 3) frames array is split the same way."""
+    check_frames(frames)
+    rows = my_rows(len(frames))
+    if len(out) != len(frames):
+        raise ValueError(f"out has {len(out)} rows for {len(frames)} videos")
+    flow_images(frames[rows], params, out=out[rows], progress=progress and is_main(), device=device,
+                batch_size=batch_size)
     return out

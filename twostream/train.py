@@ -11,9 +11,16 @@ Accuracy and loss are per sample, not a mean of per-batch means.
 through DVCLive (TSVs only: the train/val figures of the best epoch are reported once, by
 `evaluate`, in metrics/<model>.json), and the checkpoint. Nothing is written before
 training has succeeded, and everything is written atomically.
+
+Under torchrun (runtime.yaml `nproc` > 1, see `twostream.launch`) the same code runs data-parallel
+(`twostream.distributed`): DistributedDataParallel, each process loading `batch_size / nproc`
+samples of every global batch of `train.batch_size`, train figures summed over the processes,
+validation logits gathered in dataset order (every sample once), so every process takes the same
+best-epoch decision; rank 0 alone writes the checkpoint and the curves.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -32,10 +39,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
+from twostream import distributed
 from twostream.checkpoint import save_checkpoint
 from twostream.datasets import SeededDataset, SeededSampler
-from twostream.device import resolve_device
-from twostream.errors import TrainingError
+from twostream.errors import ParamsError, TrainingError
 from twostream.io import atomic_dir
 from twostream.params import CyclicParams, Params, RuntimeParams, StageTrainParams, TrainParams, as_dict
 
@@ -64,14 +71,26 @@ def make_loader(dataset: Dataset, batch_size: int, runtime: RuntimeParams, shuff
                 device: torch.device | None = None) -> DataLoader:
     """A DataLoader over `dataset`. shuffle=True (training): a SeededSampler, so the order and every
     sample's augmentation depend on `seed` and the epoch only (call `loader.sampler.set_epoch`), not
-    on the worker count. shuffle=False: the dataset's order."""
-    # A last training batch of one sample breaks BatchNorm on 1x1 feature maps: drop it.
-    drop_last = shuffle and len(dataset) % batch_size == 1
+    on the worker count. shuffle=False: the dataset's order.
+
+    `batch_size` is the global batch: with W data-parallel processes each loads its share
+    (batch_size / W) of every step's batch (W consecutive samples of the permutation go to W
+    processes), and with shuffle=False its DistributedSampler shard (rows rank, rank + W, ...,
+    padded with the first rows to equal lengths; `distributed.gather_in_order` undoes it)."""
+    world, rank = distributed.world_size(), distributed.rank()
+    if batch_size % world:
+        raise ValueError(f"batch size {batch_size} is not divisible by the {world} processes")
+    local_batch = batch_size // world
     sampler = None
     if shuffle:  # torch's DistributedSampler order; with per-sample seeds for the project's datasets
         kind = SeededSampler if isinstance(dataset, SeededDataset) else DistributedSampler
-        sampler = kind(dataset, num_replicas=1, rank=0, shuffle=True, seed=seed)
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=runtime.num_workers,
+        sampler = kind(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed)
+    elif world > 1:
+        sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=False)
+    # A last training batch of one sample breaks BatchNorm on 1x1 feature maps: drop it (every
+    # process has as many samples, so all drop theirs or none does).
+    drop_last = shuffle and len(sampler) % local_batch == 1
+    return DataLoader(dataset, batch_size=local_batch, sampler=sampler, num_workers=runtime.num_workers,
                       drop_last=drop_last,
                       pin_memory=runtime.pin_memory and device is not None and device.type == "cuda",
                       worker_init_fn=_seed_worker, persistent_workers=runtime.num_workers > 0)
@@ -153,7 +172,7 @@ def place_model(model: nn.Module, device: torch.device, channels_last: bool = Fa
 def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, device: torch.device,
                 amp: bool = False, desc: str = "train", progress: bool = True,
                 channels_last: bool = False) -> tuple[float, float]:
-    """One pass over `loader` with updates; per-sample mean loss and accuracy."""
+    """One pass over `loader` with updates; per-sample mean loss and accuracy (over all processes)."""
     model.train()
     loss_sum, correct, count = 0.0, 0, 0
     for inputs, labels in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
@@ -167,6 +186,8 @@ def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Opt
         loss_sum += loss.item() * len(labels)
         correct += (logits.argmax(1) == labels).sum().item()
         count += len(labels)
+    if distributed.world_size() > 1:
+        loss_sum, correct, count = distributed.sum_over_processes([loss_sum, correct, count])
     return loss_sum / count, correct / count
 
 
@@ -192,8 +213,14 @@ def loss_and_accuracy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, fl
 
 def validate(model: nn.Module, loader: DataLoader, device: torch.device, amp: bool = False,
              channels_last: bool = False) -> tuple[float, float]:
-    """Per-sample loss and accuracy on `loader` (no augmentation, no updates)."""
-    return loss_and_accuracy(*predict(model, loader, device, amp, desc="val", channels_last=channels_last))
+    """Per-sample loss and accuracy on `loader` (no augmentation, no updates). Under several
+    processes each predicts its shard and all compute the figures from every sample, once each."""
+    logits, labels = predict(model, loader, device, amp, desc="val", progress=distributed.is_main(),
+                             channels_last=channels_last)
+    if distributed.world_size() > 1:
+        n = len(loader.dataset)
+        logits, labels = distributed.gather_in_order(logits, n), distributed.gather_in_order(labels, n)
+    return loss_and_accuracy(logits, labels)
 
 
 @dataclass
@@ -226,8 +253,12 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, stag
     `live` is a dvclive.Live (or None): train/val loss and accuracy and the learning
     rate are logged per epoch. `evaluate_fn` (default `validate`) measures the validation set.
     `channels_last` (runtime.yaml) keeps the model and its image inputs in NHWC memory order.
+    Under several processes the model trains wrapped in DistributedDataParallel, is validated
+    unwrapped with rank 0's BatchNorm statistics, and every process takes rank 0's validation
+    figures (the same, computed from the same gathered logits).
     """
     place_model(model, device, channels_last)
+    net = distributed.data_parallel(model, device)
     evaluate_fn = evaluate_fn or functools.partial(validate, channels_last=channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=stage.lr, weight_decay=train.weight_decay)
     scheduler = make_scheduler(optimizer, stage, train)
@@ -237,10 +268,13 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, stag
         if isinstance(train_loader.sampler, DistributedSampler):
             train_loader.sampler.set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
-        train_loss, train_acc = train_epoch(model, train_loader, optimizer, device, train.amp,
+        train_loss, train_acc = train_epoch(net, train_loader, optimizer, device, train.amp,
                                             desc=f"epoch {epoch}/{stage.epochs}", progress=progress,
                                             channels_last=channels_last)
+        distributed.sync_buffers(model)
         val_loss, val_acc = evaluate_fn(model, val_loader, device, train.amp)
+        if distributed.world_size() > 1:
+            val_loss, val_acc = distributed.from_main([val_loss, val_acc])
         improved = best.update(epoch, val_acc, val_loss, model)
         history.append(EpochRecord(epoch, lr, train_loss, train_acc, val_loss, val_acc, improved))
         log.info("epoch %d/%d lr %.2e train loss %.4f acc %.3f | val loss %.4f acc %.3f%s", epoch, stage.epochs,
@@ -268,28 +302,46 @@ def stage_params(params: Params, stage: str, **extra: Any) -> dict[str, Any]:
     return recorded
 
 
+def check_batch_split(batch_size: int, processes: int) -> None:
+    """The global batch must split evenly between the data-parallel processes."""
+    if batch_size % processes:
+        raise ParamsError(f"train.batch_size ({batch_size}) is not divisible by the {processes} training processes "
+                          f"(runtime.yaml nproc, or torchrun's processes in all): each process loads "
+                          f"train.batch_size / nproc samples of every batch; change nproc or train.batch_size")
+
+
 def train_stage(stage: str, model: nn.Module, train_set: Dataset, val_set: Dataset, params: Params,
                 runtime: RuntimeParams, out: Path, curves: Path | None, meta: dict[str, Any]) -> FitResult:
     """Train `model` with the stage's params, then write the best epoch's checkpoint to `out` and
-    the per-epoch curves (DVCLive TSVs: train/ and val/ accuracy and loss, lr) to `curves`."""
+    the per-epoch curves (DVCLive TSVs: train/ and val/ accuracy and loss, lr) to `curves`.
+
+    Under torchrun every process calls this; rank 0 alone writes, the others wait until it is done."""
     from dvclive import Live
 
-    device = resolve_device(runtime.device)
-    train_loader = make_loader(train_set, params.train.batch_size, runtime, shuffle=True, seed=params.seed,
-                               device=device)
-    val_loader = make_loader(val_set, params.train.batch_size, runtime, shuffle=False, seed=params.seed,
-                             device=device)
-    log.info("%s: %d parameters, %d train / %d val samples, device %s", stage, meta["num_params"],
-             len(train_set), len(val_set), device)
-    with tempfile.TemporaryDirectory(prefix=f"twostream-{stage}-") as scratch:
-        live_dir = Path(scratch) / "live"
-        with Live(dir=str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None) as live:
-            result = fit(model, train_loader, val_loader, params.stage(stage), params.train, device, live=live,
-                         progress=runtime.progress, channels_last=runtime.channels_last)
-        save_checkpoint(out, model, meta, result.best_epoch, [asdict(r) for r in result.history])
-        if curves is not None:  # DVCLive's own summary (metrics.json) is not kept: evaluate reports it
-            with atomic_dir(curves) as tmp:
-                shutil.copytree(live_dir / "plots" / "metrics", tmp, dirs_exist_ok=True)
+    check_batch_split(params.train.batch_size, distributed.launched_world_size())
+    with distributed.process_group(runtime.device) as device:
+        distributed.seed_process(params.seed)
+        main = distributed.is_main()
+        train_loader = make_loader(train_set, params.train.batch_size, runtime, shuffle=True, seed=params.seed,
+                                   device=device)
+        val_loader = make_loader(val_set, params.train.batch_size, runtime, shuffle=False, seed=params.seed,
+                                 device=device)
+        log.info("%s: %d parameters, %d train / %d val samples, device %s, %d process(es)", stage,
+                 meta["num_params"], len(train_set), len(val_set), device, distributed.world_size())
+        with (tempfile.TemporaryDirectory(prefix=f"twostream-{stage}-") if main
+              else contextlib.nullcontext()) as scratch:
+            live_dir = Path(scratch) / "live" if main else None
+            with (Live(dir=str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None) if main
+                  else contextlib.nullcontext()) as live:
+                result = fit(model, train_loader, val_loader, params.stage(stage), params.train, device, live=live,
+                             progress=runtime.progress and main,
+                             channels_last=runtime.channels_last)
+            if main:
+                save_checkpoint(out, model, meta, result.best_epoch, [asdict(r) for r in result.history])
+                if curves is not None:  # DVCLive's own summary (metrics.json) is not kept: evaluate reports it
+                    with atomic_dir(curves) as tmp:
+                        shutil.copytree(live_dir / "plots" / "metrics", tmp, dirs_exist_ok=True)
+        distributed.barrier()  # the other processes end once the outputs are in place
     best = result.best
     log.info("%s: best epoch %d/%d, val accuracy %.3f -> %s", stage, result.best_epoch, len(result.history),
              best.val_accuracy, out)
