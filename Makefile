@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # Stage commands call `python`: make it the virtualenv's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install repro test full bench clean
+.PHONY: install repro test push full dryrun realsize bench clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "twostream needs Python >= 3.10, got " + sys.version' 
@@ -26,6 +26,11 @@ repro: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# The workspace's outputs, the run-cache and the outputs of every run in it, to the DVC remote
+# (REMOTE=name for another than the default): see "Sharing results" in the README.
+push: $(STAMP)
+	$(BIN)/python scripts/push_run_cache.py $(if $(REMOTE),-r $(REMOTE))
+
 # The seed's full setting (real data, ImageNet weights, RAFT-large, 224 px): params-full.yaml
 # applied as a DVC experiment. Needs internet, a GPU, ~3 GB of disk for downloads and unar.
 full: $(STAMP)
@@ -34,6 +39,21 @@ full: $(STAMP)
 	       "macOS: brew install unar) or unrar, then run make full again" >&2; exit 1; }
 	@overrides="$$($(BIN)/python -m twostream.params params-full.yaml)" && \
 	  echo "dvc exp run $$overrides" && eval "$(BIN)/dvc exp run $$overrides"
+
+# The full setting's dry run (params-full.yaml, then params-dryrun.yaml: smallest synthetic data,
+# one epoch, random stand-in weights in a temporary TORCH_HOME), in a temporary copy of the repository.
+dryrun: $(STAMP)
+	$(BIN)/python -m pytest -m fullsetting -s
+
+# The full setting on synthetic data at the real sizes (params-full.yaml, then params-realsize.yaml),
+# offline: times every stage (table at the end, log in realsize.log). Weights: the real ones where
+# cached in TORCH_HOME, else random stand-ins in $(STANDIN_HOME) (git-ignored; the log says so).
+STANDIN_HOME := .torch-standins
+realsize: $(STAMP)
+	@torch_home="$$($(BIN)/python -m twostream.weights $(STANDIN_HOME))" && \
+	  overrides="$$($(BIN)/python -m twostream.params params-full.yaml params-realsize.yaml)" && \
+	  echo "TORCH_HOME=$$torch_home dvc exp run $$overrides" && \
+	  eval "TORCH_HOME=$$torch_home $(BIN)/python scripts/stage_times.py --log realsize.log $(BIN)/dvc exp run $$overrides"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/benchmark.py

@@ -1,12 +1,14 @@
-"""Stage flow: 8 optical-flow images per HMDB51 clip from its 9 flow frames, and for each test clip a stack of 8
-per test clip of the video (the K clips of video-level testing)."""
+"""Stage flow: 8 optical-flow images per HMDB51 clip from its 9 flow frames, and a stack of 8 for each of the
+K test clips of every test video (video-level testing). Under torchrun each process computes a contiguous
+share of the rows of every array; rank 0 writes the directory."""
 from pathlib import Path
 
 from twostream.cli import log, run_stage, stage_parser
 from twostream.data.manifests import manifest_name, read_manifest, write_manifest
+from twostream.distributed import is_main, process_group, shared_array, shared_dir
 from twostream.errors import InputError
-from twostream.flow import flow_images
-from twostream.io import atomic_dir, load_array, open_array
+from twostream.flow import flow_shard
+from twostream.io import load_array
 from twostream.params import FLOW_PAIRS, SUBSETS
 
 
@@ -18,27 +20,28 @@ def flow_of_test_clips(frames_path: Path, out_path: Path, n: int, params, runtim
                          f"re-run the sample_frames stage")
     k, stack = frames.shape[1], frames.shape[2:]
     log.info("hmdb51 test: %d clips per video", k)
-    with open_array(out_path, (n, k, FLOW_PAIRS, *stack[1:])) as out:
-        flow_images(frames.reshape(n * k, *stack), params.flow, out=out.reshape(n * k, FLOW_PAIRS, *stack[1:]),
-                    progress=runtime.progress, device=runtime.device, batch_size=runtime.flow_batch_size)
+    with shared_array(out_path, (n, k, FLOW_PAIRS, *stack[1:])) as out:
+        flow_shard(frames.reshape(n * k, *stack), params.flow, out=out.reshape(n * k, FLOW_PAIRS, *stack[1:]),
+                   progress=runtime.progress, device=runtime.device, batch_size=runtime.flow_batch_size)
 
 
 def main(args, params, runtime):
     frames_dir = Path(args.frames)
     log.info("flow method %s, device %s", params.flow.method, runtime.device)
-    with atomic_dir(args.out) as tmp:
+    with process_group(runtime.device), shared_dir(args.out) as tmp:
         for subset in SUBSETS:
             name = manifest_name("hmdb51", subset)
             manifest = read_manifest(frames_dir / name, "hmdb51")
             frames = load_array(frames_dir / f"hmdb51_{subset}_flow_frames.npy")
             n, _, size, _, channels = frames.shape
-            with open_array(tmp / f"hmdb51_{subset}.npy", (n, FLOW_PAIRS, size, size, channels)) as out:
-                flow_images(frames, params.flow, out=out, progress=runtime.progress, device=runtime.device,
-                            batch_size=runtime.flow_batch_size)
+            with shared_array(tmp / f"hmdb51_{subset}.npy", (n, FLOW_PAIRS, size, size, channels)) as out:
+                flow_shard(frames, params.flow, out=out, progress=runtime.progress, device=runtime.device,
+                           batch_size=runtime.flow_batch_size)
             if subset == "test":
                 flow_of_test_clips(frames_dir / "hmdb51_test_clip_flow_frames.npy", tmp / "hmdb51_test_clips.npy", n,
                                    params, runtime)
-            write_manifest(manifest, tmp / name)
+            if is_main():
+                write_manifest(manifest, tmp / name)
 
 
 if __name__ == "__main__":

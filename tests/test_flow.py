@@ -196,6 +196,54 @@ def test_raft_batches_span_videos():
     np.testing.assert_allclose(small_batches, one_batch, atol=1e-3)
 
 
+@pytest.mark.parametrize("method", ["raft_small", "raft_large"])
+def test_raft_internals_give_torchvision_forward(method):
+    """The estimator's RAFT (features once per frame, only the last prediction upsampled) computes
+    torchvision's RAFT.forward()[-1], by video and by pairs, across batch boundaries."""
+    size = RAFT_MIN_SIZE
+    big = texture(192, seed=8)
+    frames = np.stack([video(big, size, [1, 2, 3, 2, 1, 0, 2, 3]), video(big, size, [2] * 8, vertical=True)])
+    torch.manual_seed(0)
+    with FlowEstimator(FlowParams(method=method, pretrained=False, raft_updates=3), batch_size=5) as estimate:
+        by_video = estimate.videos(frames)
+        pairs = np.stack([frames[:, :-1], frames[:, 1:]], axis=2).reshape(-1, 2, size, size, 3)
+        by_pairs = estimate(pairs)
+        x = torch.from_numpy(pairs).permute(1, 0, 4, 2, 3).float() / 127.5 - 1
+        with torch.inference_mode():
+            expected = estimate._model(x[0], x[1], num_flow_updates=3)[-1].numpy()
+    assert by_video.shape == (2, 8, 2, size, size)
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(by_video.reshape(16, 2, size, size), expected, atol=1e-4 * scale + 1e-5)
+    np.testing.assert_allclose(by_pairs, expected, atol=1e-4 * scale + 1e-5)
+
+
+def test_pretrained_raft_is_loaded_once_per_process(monkeypatch):
+    loads = []
+
+    def fake_load(method, pretrained):
+        loads.append(method)
+        return torch.nn.Linear(1, 1)
+    monkeypatch.setattr(flow_mod, "_load_raft", fake_load)
+    monkeypatch.setattr(flow_mod, "_RAFT_CACHE", {})
+    first = flow_mod._raft_model("raft_large", True, torch.device("cpu"))
+    assert flow_mod._raft_model("raft_large", True, torch.device("cpu")) is first
+    flow_mod._raft_model("raft_small", True, torch.device("cpu"))
+    flow_mod._raft_model("raft_small", False, torch.device("cpu"))  # random weights: drawn anew
+    flow_mod._raft_model("raft_small", False, torch.device("cpu"))
+    assert loads == ["raft_large", "raft_small", "raft_small", "raft_small"]
+
+
+def test_a_failed_flow_image_write_is_an_error(monkeypatch):
+    """Flow images are written on a background thread; its failure ends flow_images."""
+    frames = video(texture(64, seed=9), 32, [1] * 8)[None].repeat(flow_mod.OPENCV_CHUNK_VIDEOS + 1, axis=0)
+
+    def broken(flow):
+        raise RuntimeError("disk full")
+    monkeypatch.setattr(flow_mod, "flow_to_image", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        flow_images(frames, params("dis"), progress=False)
+
+
 # --- errors -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("bad", [

@@ -20,12 +20,12 @@ SEED = {
     "augment.sharpness_factor": 2.0, "augment.sharpness_p": 0.1, "augment.hflip_p": 0.25,
     "augment.perspective_distortion": 0.3, "augment.perspective_p": 0.1, "augment.rotation_degrees": 15.0,
     "train_spatial.epochs": 21, "train_spatial.step_size": 5, "train_spatial.gamma": 0.5,
-    "train_spatial.lr": 1e-4, "train_spatial.augment": True,
-    "finetune.epochs": 11, "finetune.step_size": 5, "finetune.gamma": 0.5, "finetune.lr": 1e-4,
+    "train_spatial.lr": 1e-4, "train_spatial.warmup_epochs": 0, "train_spatial.augment": True,
+    "finetune.epochs": 11, "finetune.step_size": 5, "finetune.gamma": 0.5, "finetune.lr": 1e-4, "finetune.warmup_epochs": 0,
     "finetune.augment": True,
-    "train_flow.epochs": 21, "train_flow.step_size": 5, "train_flow.gamma": 0.5, "train_flow.lr": 1e-4,
+    "train_flow.epochs": 21, "train_flow.step_size": 5, "train_flow.gamma": 0.5, "train_flow.lr": 1e-4, "train_flow.warmup_epochs": 0,
     "train_flow.augment": False,
-    "train_fusion.epochs": 6, "train_fusion.step_size": 2, "train_fusion.gamma": 0.3, "train_fusion.lr": 1e-4,
+    "train_fusion.epochs": 6, "train_fusion.step_size": 2, "train_fusion.gamma": 0.3, "train_fusion.lr": 1e-4, "train_fusion.warmup_epochs": 0,
 }
 
 

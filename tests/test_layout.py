@@ -13,16 +13,28 @@ from twostream.errors import ListError
     ("applauding_001.jpg", "applauding"),
     ("JPEGImages/throwing_frisby_120.jpg", "throwing_frisby"),  # a path: its file name counts
     ("fixing_a_car_040.jpg", "fixing_a_car"),  # one of the 28 other classes: parsed, filtered later
+    ("watching_TV_017.jpg", "watching_TV"),  # the real lists spell this one in capitals
 ])
 def test_stanford40_class_of(file_name, cls):
     assert layout.stanford40_class_of(file_name) == cls
 
 
-@pytest.mark.parametrize("file_name", ["applauding.jpg", "applauding_001.png", "Applauding_001.jpg",
+@pytest.mark.parametrize("file_name", ["applauding.jpg", "applauding_001.png", "applauding-001.jpg",
                                        "applauding_x01.jpg", "applauding_001.jpg.bak", ""])
 def test_stanford40_class_of_rejects_other_names(file_name):
     with pytest.raises(ListError, match="not a Stanford40 image name"):
         layout.stanford40_class_of(file_name)
+
+
+@pytest.mark.parametrize("file_name, cls", [("Applauding_001.jpg", "Applauding"), ("applaudng_001.jpg", "applaudng"),
+                                            ("watching_tv_001.jpg", "watching_tv"), ("dancing_003.jpg", "dancing")])
+def test_stanford40_class_of_rejects_unknown_classes(file_name, cls):
+    with pytest.raises(ListError, match=rf"^unknown class '{cls}' in '{file_name}' \(not one of the 40 Stanford 40"):
+        layout.stanford40_class_of(file_name)
+
+
+def test_the_12_classes_are_stanford40_actions():
+    assert len(layout.STANFORD40_ACTIONS) == 40 and set(STANFORD40_CLASSES) <= layout.STANFORD40_ACTIONS
 
 
 def test_every_class_round_trips_through_its_file_name():

@@ -63,7 +63,7 @@ def test_held_out_and_minimum_items():
     assert minimum_items(12, None, 0.1) == 111  # val only: ceil(0.1 * 111) = 12
 
 
-@pytest.mark.parametrize("fractions", [(0.1, 0.1), (0.2, 0.15)])
+@pytest.mark.parametrize("fractions", [(0.1, 0.1), (0.2, 0.15), (0.5, 0.5), (0.3, 0.4)])
 def test_images_per_class_minimum_is_accepted_one_less_rejected(params, fractions):
     test_fraction, val_fraction = fractions
     minimum = named_minimum(params, "images_per_class", images_per_class=1,

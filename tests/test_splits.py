@@ -162,6 +162,11 @@ def test_stratified_names_the_param_and_splits_by_label():
     assert not set(rest["path"]) & set(out["path"])
     with pytest.raises(ListError, match=r"^split.test_fraction: 0.05 of 40 items gives 2 held out"):
         splits.stratified(frame, 0.05, 0, "split.test_fraction")
+    # a class with one item: scikit-learn cannot stratify it (its ValueError was a traceback)
+    lone = pd.concat([frame, pd.DataFrame({"path": ["p40"], "label": [4], "class": ["lone"]})], ignore_index=True)
+    with pytest.raises(ListError, match=r"^split.val_fraction: a stratified split needs >= 2 items of every "
+                                        r"class; lone has 1 here"):
+        splits.stratified(lone, 0.2, 0, "split.val_fraction")
 
 
 def test_missing_stanford40_image_names_list_and_line(stanford):
@@ -322,3 +327,21 @@ def test_val_groups_source_with_too_few_sources_names_the_params():
     items = hmdb51_named_items()  # 7 sources (each shared by all 12 classes) cannot make 10 folds
     with pytest.raises(ListError, match=r"^split.val_groups: source: 7 source videos cannot make 10 folds"):
         splits.split_hmdb51(items, 0.1, 0, val_groups="source")
+
+
+def test_val_groups_source_never_takes_every_train_clip_of_a_class():
+    """A class whose train clips come from one source video keeps them all in train (no val clip of it),
+    whatever the folds: the smallest synthetic sizes that check_params accepts split without error."""
+    rows = []
+    for label, cls in enumerate(HMDB51_CLASSES):
+        sources = 1 if label % 3 == 0 else 3  # every third class: one source video only
+        rows += [(f"{cls}/{cls.title()}S{j}_{cls}_f_cm_np1_fr_goo_{k}.avi", label, cls, 1)
+                 for j in range(sources) for k in range(2)]
+        rows.append((f"{cls}/T_{cls}_f_cm_np1_fr_goo_0.avi", label, cls, 2))
+    items = pd.DataFrame(rows, columns=["path", "label", "class", "tag"])
+    for seed in range(5):
+        parts = splits.split_hmdb51(items, 0.5, random_state=seed, val_groups="source")
+        train, val = parts["train"], parts["val"]
+        assert set(train["class"]) == set(HMDB51_CLASSES)
+        assert not set(val["label"]) & {label for label in range(12) if label % 3 == 0}
+        assert len(val) > 0 and not splits.shared_sources(train, val)

@@ -19,8 +19,9 @@ RUNTIME = dataclasses.replace(load_runtime("runtime.yaml"), device="cpu", num_wo
 CYCLIC = CyclicParams(base_lr=1e-5, step_size_up=5, step_size_down=5, decay=0.5)
 
 
-def stage(epochs=6, lr=1e-2, step_size=2, gamma=0.5):
-    return StageTrainParams(epochs=epochs, lr=lr, step_size=step_size, gamma=gamma, augment=False)
+def stage(epochs=6, lr=1e-2, step_size=2, gamma=0.5, warmup_epochs=0):
+    return StageTrainParams(epochs=epochs, lr=lr, warmup_epochs=warmup_epochs, step_size=step_size, gamma=gamma,
+                            augment=False)
 
 
 def train_params(schedule="step", batch_size=8):
@@ -60,6 +61,21 @@ def test_make_scheduler_cyclic_and_step():
     raw["train"]["schedule"] = "cyclic"
     raw["train_spatial"]["lr"] = 1e-6
     with pytest.raises(ParamsError, match="train.cyclic.base_lr: must be below every stage's lr .*train_spatial.lr"):
+        parse_params(raw)
+
+
+def test_warmup_rises_linearly_then_the_step_schedule_starts():
+    got = scheduled_lrs("step", 10, stage(lr=1e-3, warmup_epochs=2, step_size=3, gamma=0.5))
+    np.testing.assert_allclose(got, [1e-3 / 3, 2e-3 / 3, 1e-3, 1e-3, 1e-3, 5e-4, 5e-4, 5e-4, 2.5e-4, 2.5e-4],
+                               rtol=1e-9)
+    raw = read_yaml("params.yaml")
+    raw["train"]["schedule"] = "cyclic"
+    raw["train_flow"]["warmup_epochs"] = 2
+    with pytest.raises(ParamsError, match="train_flow.warmup_epochs: must be 0 with train.schedule: cyclic"):
+        parse_params(raw)
+    raw["train"]["schedule"] = "step"
+    raw["train_flow"]["warmup_epochs"] = raw["train_flow"]["epochs"]
+    with pytest.raises(ParamsError, match="train_flow.warmup_epochs: must be below train_flow.epochs"):
         parse_params(raw)
 
 
@@ -213,10 +229,92 @@ def _augmented_batches(num_workers: int) -> list[torch.Tensor]:
     return [x for x, _ in make_loader(dataset, 4, runtime, shuffle=True, seed=0)]
 
 
-@pytest.mark.xfail(strict=True, reason="make_loader shuffles with DataLoader(shuffle=True) instead of "
-                   "datasets.SeededSampler, so augmentation is drawn from per-worker RNGs and "
-                   "runtime.num_workers changes the augmented samples")
 def test_augmented_training_batches_do_not_depend_on_num_workers():
     """runtime.yaml promises that nothing in it changes a result; num_workers is in it."""
     for a, b in zip(_augmented_batches(0), _augmented_batches(1), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+# --- the GPU's settings, exercised on the CPU ----------------------------------------------
+
+def conv_data(n=48, seed=0):
+    """Tiny images whose class is the quadrant holding a bright blob."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, 16, 16, generator=g) * 0.1
+    y = torch.randint(0, 4, (n,), generator=g)
+    for i, label in enumerate(y.tolist()):
+        r, c = divmod(label, 2)
+        x[i, :, 8 * r:8 * r + 8, 8 * c:8 * c + 8] += 1.0
+    return TensorDataset(x, y)
+
+
+def conv_model():
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3, stride=2),
+                         nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, 4))
+
+
+def fit_conv(channels_last=False, amp=False, epochs=3):
+    seed_everything(0)
+    model = conv_model()
+    tp = dataclasses.replace(train_params(batch_size=8), amp=amp)
+    loader = make_loader(conv_data(), tp.batch_size, RUNTIME, shuffle=True, seed=0)
+    seen = {"inputs_nhwc": [], "weights_nhwc": [], "dtypes": set()}
+
+    def hook(module, inputs, output):
+        seen["inputs_nhwc"].append(inputs[0].is_contiguous(memory_format=torch.channels_last))
+        seen["weights_nhwc"].append(module.weight.is_contiguous(memory_format=torch.channels_last))
+        seen["dtypes"].add(output.dtype)
+    model[0].register_forward_hook(hook)
+    result = fit(model, loader, loader, stage(epochs=epochs, lr=1e-2), tp, torch.device("cpu"), progress=False,
+                 channels_last=channels_last)
+    return model, result, seen
+
+
+def test_channels_last_trains_nhwc_and_matches_the_default_layout():
+    """runtime.yaml channels_last: model and image batches in NHWC order; the same training up to rounding."""
+    model, result, seen = fit_conv(channels_last=True)
+    assert all(seen["inputs_nhwc"]) and all(seen["weights_nhwc"]) and len(seen["inputs_nhwc"]) > 3
+    plain_model, plain, plain_seen = fit_conv(channels_last=False)
+    assert not any(plain_seen["inputs_nhwc"])
+    for a, b in zip(result.history, plain.history):
+        assert a.train_loss == pytest.approx(b.train_loss, rel=1e-4, abs=1e-5)
+        assert a.val_accuracy == pytest.approx(b.val_accuracy, abs=1 / 48 + 1e-9)
+    for key, value in plain_model.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[key], value, rtol=1e-3, atol=1e-4)
+
+
+def test_amp_runs_bf16_autocast_on_the_cpu_too():
+    """train.amp: bf16 autocast in training and validation, on the CPU as on CUDA; it still learns,
+    and the result is near (not equal to) the float32 one."""
+    model, result, seen = fit_conv(amp=True, epochs=4)
+    assert seen["dtypes"] == {torch.bfloat16}
+    assert all(np.isfinite(r.train_loss) for r in result.history)
+    _, plain, plain_seen = fit_conv(amp=False, epochs=4)
+    assert plain_seen["dtypes"] == {torch.float32}
+    assert result.best.val_accuracy >= 0.9 and plain.best.val_accuracy >= 0.9
+    assert result.history[-1].train_loss != plain.history[-1].train_loss
+    assert result.history[0].train_loss == pytest.approx(plain.history[0].train_loss, rel=0.05)
+
+
+def test_pinned_memory_only_for_a_cuda_device():
+    pinned = dataclasses.replace(RUNTIME, pin_memory=True)
+    data = tiny_data()
+    assert make_loader(data, 8, pinned, shuffle=False, seed=0, device=torch.device("cuda")).pin_memory
+    assert not make_loader(data, 8, pinned, shuffle=False, seed=0, device=torch.device("cpu")).pin_memory
+    assert not make_loader(data, 8, RUNTIME, shuffle=False, seed=0, device=torch.device("cuda")).pin_memory
+
+
+def test_train_stage_passes_channels_last_from_runtime(monkeypatch, tmp_path):
+    import twostream.train as train_mod
+
+    calls = {}
+
+    def fake_fit(*args, **kwargs):
+        calls.update(kwargs)
+        raise RuntimeError("stop")
+    monkeypatch.setattr(train_mod, "fit", fake_fit)
+    runtime = dataclasses.replace(RUNTIME, channels_last=True)
+    with pytest.raises(RuntimeError, match="stop"):
+        train_stage("train_flow", tiny_model(), tiny_data(), tiny_data(), PARAMS, runtime, tmp_path / "m.pt", None,
+                    {"num_params": 1})
+    assert calls["channels_last"] is True

@@ -37,11 +37,23 @@ def _rank_prefix() -> str:
     return ""
 
 
+# How a collective operation fails when another process of the group has ended (gloo, NCCL)
+PEER_GONE = ("Connection closed by peer", "Connection reset by peer", "remote process exited", "Broken pipe")
+
+
+def _peer_gone(exc: BaseException) -> bool:
+    """A collective operation that failed because another torchrun process ended (its error is the cause)."""
+    return (int(os.environ.get("WORLD_SIZE", "1")) > 1 and isinstance(exc, RuntimeError)
+            and any(text in str(exc) for text in PEER_GONE))
+
+
 def run_stage(main: Callable[[argparse.Namespace, Params, RuntimeParams | None], None],
               parser: argparse.ArgumentParser, runtime: bool = True) -> None:
     """Parse the arguments, load params.yaml (and runtime.yaml unless `runtime` is False), run `main`."""
     prefix = _rank_prefix()
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s")
+    # under torchrun, rank 0 reports progress; the other processes only warnings and errors
+    level = logging.INFO if int(os.environ.get("RANK", "0")) == 0 else logging.WARNING
+    logging.basicConfig(level=level, format=f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s")
     args = parser.parse_args()
     try:
         main(args, load_params(args.params), load_runtime(args.runtime) if runtime else None)
@@ -51,3 +63,8 @@ def run_stage(main: Callable[[argparse.Namespace, Params, RuntimeParams | None],
     except KeyboardInterrupt:
         print(f"error: {prefix}interrupted (Ctrl-C); no partial output is left: run the stage again", file=sys.stderr)
         sys.exit(INTERRUPTED)
+    except RuntimeError as exc:
+        if not _peer_gone(exc):
+            raise
+        print(f"error: {prefix}stopped: another process of this run ended (see its message)", file=sys.stderr)
+        sys.exit(1)

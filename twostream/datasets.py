@@ -160,7 +160,7 @@ class SeededSampler(DistributedSampler):
             yield index, sample_seed(self.seed, self.epoch, index)
 
 
-class _Augmented(Dataset):
+class SeededDataset(Dataset):
     """Base of the datasets: a key is an index, or (index, sample_seed) when augmenting."""
 
     def __init__(self, labels: np.ndarray):
@@ -181,7 +181,7 @@ class _Augmented(Dataset):
         return self.item(int(key)), int(self.labels[key])
 
 
-class FrameDataset(_Augmented):
+class FrameDataset(SeededDataset):
     """Single RGB frames: Stanford40 images, or HMDB51 frames at one study position."""
 
     def __init__(self, subset: SubsetArrays, augment: AugmentParams | None, position: str | None = None):
@@ -199,7 +199,7 @@ class FrameDataset(_Augmented):
         return self.transform(_chw(frame))
 
 
-class FlowDataset(_Augmented):
+class FlowDataset(SeededDataset):
     """Stacks of 8 flow images as 24 channels. No augmentation (as in the seed)."""
 
     def __init__(self, subset: SubsetArrays):
@@ -210,7 +210,7 @@ class FlowDataset(_Augmented):
         return flow_stack(_chw(self.flow[index]))
 
 
-class TwoStreamDataset(_Augmented):
+class TwoStreamDataset(SeededDataset):
     """(frame at `position`, flow stack) pairs of the same clip."""
 
     def __init__(self, subset: SubsetArrays, augment: AugmentParams | None, position: str):

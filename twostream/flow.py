@@ -12,11 +12,18 @@ Methods (params.yaml `flow.method`):
 - ``farneback``: OpenCV Farneback dense flow on grayscale frames; CPU.
 - ``raft_small`` / ``raft_large``: torchvision RAFT on frames scaled to [-1, 1], last of
   ``flow.raft_updates`` refinements; the seed used ``raft_large`` with default weights.
+
+Under torchrun (runtime.yaml `nproc` > 1) `flow_shard` gives each process a contiguous share of
+the videos of an array, written into the one output array (`twostream.distributed.shared_array`):
+every video's flow depends on that video only, so the OpenCV methods give the same bytes however
+the videos are shared out, and RAFT the same up to floating-point rounding (batch composition and
+thread counts change how CPU convolutions round).
 """
 from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,15 +31,21 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torchvision.utils import flow_to_image
 from tqdm import tqdm
 
 from twostream.device import resolve_device
+from twostream.distributed import is_main, my_rows
 from twostream.params import (FLOW_FRAMES, FLOW_METHODS, FLOW_PAIRS, RAFT_METHODS, RAFT_MIN_SIZE, FlowParams,
                               usable_cpus)
-from twostream.weights import load_pretrained
+from twostream.weights import load_pretrained, weights_path
 
 log = logging.getLogger(__name__)
+
+# Loaded pretrained RAFT models, by (method, weights file, device): the flow stage calls
+# `flow_images` once per subset, and the model is loaded once per process, not once per call.
+_RAFT_CACHE: dict[tuple[str, str, str], torch.nn.Module] = {}
 
 # OpenCV methods: videos per chunk (bounds memory; the pairs of a chunk run on a thread pool).
 OPENCV_CHUNK_VIDEOS = 16
@@ -44,6 +57,10 @@ DIS_PRESET = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
 # 3 iterations per level, polynomial expansion over 5 px neighbourhoods with sigma 1.2.
 FARNEBACK = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2,
                  flags=0)
+
+# flow.pretrained false (tests only): RAFT's random weights from this seed, so that every process
+# of a sharded run, and every run, computes the same flow.
+RANDOM_WEIGHTS_SEED = 0
 
 
 def check_frames(frames: np.ndarray) -> None:
@@ -71,10 +88,11 @@ class FlowEstimator:
     """Dense optical flow for a batch of frame pairs, one method, set up once.
 
     Call it with uint8 RGB pairs of shape (P, 2, S, S, 3) (pairs[:, 0] the earlier frame);
-    it returns flow (P, 2, S, S) float32 in pixels, channel 0 = dx, channel 1 = dy.
-    RAFT runs `params.batch_size` pairs per forward pass; the OpenCV methods spread the
-    pairs over a thread pool (OpenCV releases the GIL). Use as a context manager, or call
-    close(), to release the pool.
+    it returns flow (P, 2, S, S) float32 in pixels, channel 0 = dx, channel 1 = dy; or call
+    `videos` with whole videos (V, 9, S, S, 3) for the flow of their 8 consecutive pairs.
+    RAFT runs `batch_size` pairs (runtime.yaml `flow_batch_size`) per pass; the OpenCV methods
+    spread the pairs over a thread pool (OpenCV releases the GIL). Use as a context manager, or
+    call close(), to release the pool.
     """
 
     def __init__(self, params: FlowParams, device: str = "cpu", batch_size: int = 16) -> None:
@@ -87,13 +105,15 @@ class FlowEstimator:
         self._model: torch.nn.Module | None = None
         if self.method in RAFT_METHODS:
             self.device = resolve_device(device)
-            self._model = _load_raft(self.method, params.pretrained).to(self.device).eval()
+            self._model = _raft_model(self.method, params.pretrained, self.device)
         else:
             if device == "cuda":
                 log.warning("device is 'cuda' but flow.method %s runs on the CPU (OpenCV)", self.method)
             self.device = torch.device("cpu")
             self._local = threading.local()
-            self._pool = ThreadPoolExecutor(max_workers=usable_cpus(), thread_name_prefix="flow")
+            # the machine's cores shared by the processes torchrun started on it
+            threads = max(1, usable_cpus() // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+            self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="flow")
 
     def __enter__(self) -> FlowEstimator:
         return self
@@ -120,17 +140,63 @@ class FlowEstimator:
             return self._raft(pairs)
         return self._opencv(pairs)
 
-    def _raft(self, pairs: np.ndarray) -> np.ndarray:
-        flows = []
-        batch = self.batch_size
+    def videos(self, frames: np.ndarray) -> np.ndarray:
+        """Flow of each video's consecutive pairs: (V, 9, S, S, 3) uint8 -> (V, 8, 2, S, S) float32.
+
+        RAFT encodes each frame's features once (a middle frame is the second image of one pair
+        and the first of the next: 9 feature passes per video instead of 16)."""
+        check_frames(frames)
+        v, count, size = frames.shape[:3]
+        check_size(self.method, size)
+        if self._model is None or v == 0:
+            pairs = np.stack([frames[:, :-1], frames[:, 1:]], axis=2).reshape(-1, 2, size, size, 3)
+            return self(pairs).reshape(v, count - 1, 2, size, size)
         with torch.inference_mode():
-            for start in range(0, len(pairs), batch):
-                chunk = torch.from_numpy(np.ascontiguousarray(pairs[start:start + batch]))
-                # (B, 2, S, S, 3) uint8 -> two (B, 3, S, S) float in [-1, 1]
-                chunk = chunk.to(self.device).permute(1, 0, 4, 2, 3).float().div_(127.5).sub_(1.0)
-                predictions = self._model(chunk[0], chunk[1],
-                                          num_flow_updates=self.params.raft_updates)
-                flows.append(predictions[-1].float().cpu().numpy())
+            images = self._to_model(frames.reshape(-1, size, size, 3))  # (V*9, 3, S, S)
+            features = torch.cat([self._model.feature_encoder(images[i:i + self.batch_size])
+                                  for i in range(0, len(images), self.batch_size)])
+            features = features.unflatten(0, (v, count))
+            images = images.unflatten(0, (v, count))
+            flow = self._refine(images[:, :-1].flatten(0, 1), features[:, :-1].flatten(0, 1),
+                                features[:, 1:].flatten(0, 1))
+        return flow.reshape(v, count - 1, 2, size, size)
+
+    def _to_model(self, images: np.ndarray) -> torch.Tensor:
+        """(N, S, S, 3) uint8 -> (N, 3, S, S) float in [-1, 1] on the device (converted there)."""
+        return torch.from_numpy(np.array(images)).to(self.device).permute(0, 3, 1, 2).float() \
+            .div_(127.5).sub_(1.0)
+
+    def _raft(self, pairs: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            first, second = self._to_model(pairs[:, 0]), self._to_model(pairs[:, 1])
+            features = [torch.cat([self._model.feature_encoder(images[i:i + self.batch_size])
+                                   for i in range(0, len(images), self.batch_size)]) for images in (first, second)]
+            return self._refine(first, *features)
+
+    def _refine(self, first: torch.Tensor, features1: torch.Tensor, features2: torch.Tensor) -> np.ndarray:
+        """RAFT after its feature encoder, `batch_size` pairs per pass: torchvision's RAFT.forward
+        (context encoder, correlation pyramid, `raft_updates` refinements), except that only the
+        last prediction is upsampled, the one the pipeline uses (tests compare it with forward)."""
+        from torchvision.models.optical_flow._utils import make_coords_grid, upsample_flow
+
+        model, batch, flows = self._model, self.batch_size, []
+        hidden_size = model.update_block.hidden_state_size
+        for start in range(0, len(first), batch):
+            fmap1, fmap2 = features1[start:start + batch], features2[start:start + batch]
+            model.corr_block.build_pyramid(fmap1, fmap2)
+            context = model.context_encoder(first[start:start + batch])
+            hidden, context = torch.split(context, [hidden_size, context.shape[1] - hidden_size], dim=1)
+            hidden, context = torch.tanh(hidden), F.relu(context)
+            n, _, h, w = fmap1.shape
+            coords0 = make_coords_grid(n, h, w).to(fmap1.device)
+            coords1 = coords0.clone()
+            for _ in range(self.params.raft_updates):
+                corr = model.corr_block.index_pyramid(centroids_coords=coords1)
+                hidden, delta = model.update_block(hidden, context, corr, coords1 - coords0)
+                coords1 = coords1 + delta
+            up_mask = None if model.mask_predictor is None else model.mask_predictor(hidden)
+            flow = upsample_flow(flow=coords1 - coords0, up_mask=up_mask)
+            flows.append(flow.float().cpu().numpy())
         return np.concatenate(flows)
 
     def _opencv(self, pairs: np.ndarray) -> np.ndarray:
@@ -154,13 +220,30 @@ class FlowEstimator:
         return flow
 
 
-def _load_raft(method: str, pretrained: bool) -> torch.nn.Module:
+def _raft_weights(method: str):
     from torchvision.models.optical_flow import (Raft_Large_Weights, Raft_Small_Weights,
                                                  raft_large, raft_small)
 
-    build, weights = ((raft_small, Raft_Small_Weights.DEFAULT) if method == "raft_small"
-                      else (raft_large, Raft_Large_Weights.DEFAULT))
-    model = build(weights=None, progress=False)
+    return ((raft_small, Raft_Small_Weights.DEFAULT) if method == "raft_small"
+            else (raft_large, Raft_Large_Weights.DEFAULT))
+
+
+def _raft_model(method: str, pretrained: bool, device: torch.device) -> torch.nn.Module:
+    """RAFT on `device` in eval mode; a pretrained one is loaded once per process and reused.
+    (Random weights, for tests only, are drawn from a fixed seed: the same in every process and run.)"""
+    if not pretrained:
+        return _load_raft(method, pretrained).to(device).eval()
+    key = (method, str(weights_path(_raft_weights(method)[1])), str(device))
+    if key not in _RAFT_CACHE:
+        _RAFT_CACHE[key] = _load_raft(method, pretrained).to(device).eval()
+    return _RAFT_CACHE[key]
+
+
+def _load_raft(method: str, pretrained: bool) -> torch.nn.Module:
+    build, weights = _raft_weights(method)
+    with torch.random.fork_rng(devices=[]):  # the same random weights in every process and run
+        torch.manual_seed(RANDOM_WEIGHTS_SEED)
+        model = build(weights=None, progress=False)
     if pretrained:
         model.load_state_dict(load_pretrained(weights))
         log.info("%s: loaded pretrained weights %s", method, weights)
@@ -200,21 +283,47 @@ def flow_images(frames: np.ndarray, params: FlowParams, out: np.ndarray | None =
 
     started = time.perf_counter()
     chunk = _chunk_videos(params.method, batch_size)
+
+    def write_images(start: int, flow: np.ndarray) -> None:
+        for v, video_flow in enumerate(flow):
+            images = flow_to_image(torch.from_numpy(video_flow))  # one scale per video
+            out[start + v] = images.permute(0, 2, 3, 1).numpy()
+
+    # Flow images and array writes of chunk k run on a writer thread while the estimator computes
+    # chunk k+1 (on a GPU, the CPU work hides behind the next batches); one chunk waits at most,
+    # so memory stays bounded.
     with FlowEstimator(params, device, batch_size) as estimate, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="flow-images") as writer, \
             tqdm(total=n, desc=f"flow ({params.method})", unit="video",
                  disable=not progress) as bar:
+        pending = None
         for start in range(0, n, chunk):
             videos = np.asarray(frames[start:start + chunk])
             # consecutive pairs (f0, f1), ..., (f7, f8) of each video, videos in order
-            pairs = np.stack([videos[:, :-1], videos[:, 1:]], axis=2)
-            pairs = pairs.reshape(-1, 2, size, size, 3)
-            flow = estimate(pairs).reshape(len(videos), FLOW_PAIRS, 2, size, size)
-            for v, video_flow in enumerate(flow):
-                images = flow_to_image(torch.from_numpy(video_flow))  # one scale per video
-                out[start + v] = images.permute(0, 2, 3, 1).numpy()
-            bar.update(len(videos))
+            flow = estimate.videos(videos)
+            if pending is not None:
+                pending.result()  # re-raises a failed write
+                bar.update(pending_videos)
+            pending, pending_videos = writer.submit(write_images, start, flow), len(videos)
+        if pending is not None:
+            pending.result()
+            bar.update(pending_videos)
         device = estimate.device
     elapsed = time.perf_counter() - started
     log.info("flow: method %s on %s, %d videos of %d px in %.1f s (%.2f videos/s)",
              params.method, device, n, size, elapsed, n / elapsed if elapsed > 0 else float("inf"))
+    return out
+
+
+def flow_shard(frames: np.ndarray, params: FlowParams, out: np.ndarray, progress: bool = True, device: str = "cpu",
+               batch_size: int = 16) -> np.ndarray:
+    """`flow_images` of this process's contiguous share of the videos (`distributed.my_rows`: all of
+    them with one process) into the same rows of `out`, an (N, 8, S, S, 3) array every process fills
+    (`distributed.shared_array`). Any (N, 9, S, S, 3) frames array is split the same way."""
+    check_frames(frames)
+    rows = my_rows(len(frames))
+    if len(out) != len(frames):
+        raise ValueError(f"out has {len(out)} rows for {len(frames)} videos")
+    flow_images(frames[rows], params, out=out[rows], progress=progress and is_main(), device=device,
+                batch_size=batch_size)
     return out

@@ -208,12 +208,16 @@ class AugmentParams:
 class StageTrainParams:
     epochs: int
     lr: float
+    warmup_epochs: int
     step_size: int
     gamma: float
     augment: bool
 
     def validate(self, key: str) -> None:
         _positive(f"{key}.epochs", self.epochs)
+        _non_negative(f"{key}.warmup_epochs", self.warmup_epochs)
+        _check(self.warmup_epochs < self.epochs, f"{key}.warmup_epochs",
+               f"must be below {key}.epochs ({self.epochs}), got {self.warmup_epochs}")
         _positive(f"{key}.lr", self.lr)
         _positive(f"{key}.step_size", self.step_size)
         _check(0 < self.gamma <= 1, f"{key}.gamma", f"must be in (0, 1], got {self.gamma!r}")
@@ -246,6 +250,8 @@ class Params:
                    f"{self.flow.method}); got {self.image.size}; use a larger size or flow.method: dis")
         if self.train.schedule == "cyclic":
             for stage in TRAIN_STAGES:
+                _check(self.stage(stage).warmup_epochs == 0, f"{stage}.warmup_epochs",
+                       "must be 0 with train.schedule: cyclic (the cyclical schedule starts low by itself)")
                 lr = self.stage(stage).lr
                 _check(self.train.cyclic.base_lr < lr, "train.cyclic.base_lr",
                        f"must be below every stage's lr (the first cycle's peak); {stage}.lr is {lr}")

@@ -11,9 +11,17 @@ Accuracy and loss are per sample, not a mean of per-batch means.
 through DVCLive (TSVs only: the train/val figures of the best epoch are reported once, by
 `evaluate`, in metrics/<model>.json), and the checkpoint. Nothing is written before
 training has succeeded, and everything is written atomically.
+
+Under torchrun (runtime.yaml `nproc` > 1, see `twostream.launch`) the same code runs data-parallel
+(`twostream.distributed`): DistributedDataParallel, each process loading `batch_size / nproc`
+samples of every global batch of `train.batch_size`, train figures summed over the processes,
+validation logits gathered in dataset order (every sample once), so every process takes the same
+best-epoch decision; rank 0 alone writes the checkpoint and the curves.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import math
 import random
@@ -28,12 +36,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
+from twostream import distributed
 from twostream.checkpoint import save_checkpoint
-from twostream.device import resolve_device
-from twostream.errors import TrainingError
+from twostream.datasets import SeededDataset, SeededSampler
+from twostream.errors import ParamsError, TrainingError
 from twostream.io import atomic_dir
 from twostream.params import CyclicParams, Params, RuntimeParams, StageTrainParams, TrainParams, as_dict
 
@@ -60,14 +69,31 @@ def _seed_worker(worker_id: int) -> None:
 
 def make_loader(dataset: Dataset, batch_size: int, runtime: RuntimeParams, shuffle: bool, seed: int,
                 device: torch.device | None = None) -> DataLoader:
-    generator = torch.Generator().manual_seed(seed)
-    # A last training batch of one sample breaks BatchNorm on 1x1 feature maps: drop it.
-    drop_last = shuffle and len(dataset) % batch_size == 1
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=runtime.num_workers,
+    """A DataLoader over `dataset`. shuffle=True (training): a SeededSampler, so the order and every
+    sample's augmentation depend on `seed` and the epoch only (call `loader.sampler.set_epoch`), not
+    on the worker count. shuffle=False: the dataset's order.
+
+    `batch_size` is the global batch: with W data-parallel processes each loads its share
+    (batch_size / W) of every step's batch (W consecutive samples of the permutation go to W
+    processes), and with shuffle=False its DistributedSampler shard (rows rank, rank + W, ...,
+    padded with the first rows to equal lengths; `distributed.gather_in_order` undoes it)."""
+    world, rank = distributed.world_size(), distributed.rank()
+    if batch_size % world:
+        raise ValueError(f"batch size {batch_size} is not divisible by the {world} processes")
+    local_batch = batch_size // world
+    sampler = None
+    if shuffle:  # torch's DistributedSampler order; with per-sample seeds for the project's datasets
+        kind = SeededSampler if isinstance(dataset, SeededDataset) else DistributedSampler
+        sampler = kind(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed)
+    elif world > 1:
+        sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=False)
+    # A last training batch of one sample breaks BatchNorm on 1x1 feature maps: drop it (every
+    # process has as many samples, so all drop theirs or none does).
+    drop_last = shuffle and len(sampler) % local_batch == 1
+    return DataLoader(dataset, batch_size=local_batch, sampler=sampler, num_workers=runtime.num_workers,
                       drop_last=drop_last,
                       pin_memory=runtime.pin_memory and device is not None and device.type == "cuda",
-                      worker_init_fn=_seed_worker, generator=generator,
-                      persistent_workers=runtime.num_workers > 0)
+                      worker_init_fn=_seed_worker, persistent_workers=runtime.num_workers > 0)
 
 
 def cyclic_lr(epoch: int, base_lr: float, max_lr: float, cyclic: CyclicParams) -> float:
@@ -83,9 +109,17 @@ def cyclic_lr(epoch: int, base_lr: float, max_lr: float, cyclic: CyclicParams) -
 
 def make_scheduler(optimizer: torch.optim.Optimizer, stage: StageTrainParams,
                    train: TrainParams) -> torch.optim.lr_scheduler.LRScheduler:
-    """Per-epoch schedule: StepLR(step_size, gamma), or the cyclical one with the stage's lr as first max."""
-    if train.schedule == "step":
+    """Per-epoch schedule: StepLR(step_size, gamma), or the cyclical one with the stage's lr as first max.
+
+    With `warmup_epochs` W > 0 (step schedule only) the lr first rises linearly, epoch e of the
+    warm-up (1..W) at lr * e / (W + 1), then the step schedule continues as if from epoch 0."""
+    if train.schedule == "step" and stage.warmup_epochs == 0:
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=stage.step_size, gamma=stage.gamma)
+    if train.schedule == "step":
+        warmup = stage.warmup_epochs
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda epoch: (epoch + 1) / (warmup + 1) if epoch < warmup
+            else stage.gamma ** ((epoch - warmup) // stage.step_size))
     # train.cyclic.base_lr < stage.lr is checked with params.yaml (Params.validate)
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda epoch: cyclic_lr(epoch, train.cyclic.base_lr, stage.lr, train.cyclic) / stage.lr)
@@ -108,9 +142,12 @@ class BestEpoch:
         return True
 
 
-def _to(batch: Any, device: torch.device) -> Any:
+def _to(batch: Any, device: torch.device, channels_last: bool = False) -> Any:
+    """Inputs on `device`; images (4-d) in NHWC memory order when `channels_last`."""
     if isinstance(batch, (tuple, list)):
-        return tuple(t.to(device, non_blocking=True) for t in batch)
+        return tuple(_to(t, device, channels_last) for t in batch)
+    if channels_last and batch.dim() == 4:
+        return batch.to(device, memory_format=torch.channels_last, non_blocking=True)
     return batch.to(device, non_blocking=True)
 
 
@@ -119,16 +156,27 @@ def _forward(model: nn.Module, inputs: Any) -> torch.Tensor:
 
 
 def _autocast(device: torch.device, amp: bool):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
+    """bf16 autocast when `train.amp` is on, on CUDA and on the CPU alike: the param means the same
+    arithmetic on every device (and the CPU tests exercise the GPU's path)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
+
+
+def place_model(model: nn.Module, device: torch.device, channels_last: bool = False) -> nn.Module:
+    """`model` on `device`, its 4-d weights in NHWC memory order when `channels_last` (runtime.yaml:
+    faster convolutions on recent GPUs; the same results up to rounding)."""
+    if channels_last:
+        return model.to(device, memory_format=torch.channels_last)
+    return model.to(device)
 
 
 def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, device: torch.device,
-                amp: bool = False, desc: str = "train", progress: bool = True) -> tuple[float, float]:
-    """One pass over `loader` with updates; per-sample mean loss and accuracy."""
+                amp: bool = False, desc: str = "train", progress: bool = True,
+                channels_last: bool = False) -> tuple[float, float]:
+    """One pass over `loader` with updates; per-sample mean loss and accuracy (over all processes)."""
     model.train()
     loss_sum, correct, count = 0.0, 0, 0
     for inputs, labels in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
-        inputs, labels = _to(inputs, device), labels.to(device, non_blocking=True)
+        inputs, labels = _to(inputs, device, channels_last), labels.to(device, non_blocking=True)
         with _autocast(device, amp):
             logits = _forward(model, inputs)
         loss = F.cross_entropy(logits.float(), labels)
@@ -138,18 +186,20 @@ def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Opt
         loss_sum += loss.item() * len(labels)
         correct += (logits.argmax(1) == labels).sum().item()
         count += len(labels)
+    if distributed.world_size() > 1:
+        loss_sum, correct, count = distributed.sum_over_processes([loss_sum, correct, count])
     return loss_sum / count, correct / count
 
 
 @torch.inference_mode()
 def predict(model: nn.Module, loader: DataLoader, device: torch.device, amp: bool = False,
-            desc: str = "eval", progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+            desc: str = "eval", progress: bool = True, channels_last: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Logits (N, C) and labels (N,) of every sample, in loader order, in eval mode."""
     model.eval()
     all_logits, all_labels = [], []
     for inputs, labels in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
         with _autocast(device, amp):
-            logits = _forward(model, _to(inputs, device))
+            logits = _forward(model, _to(inputs, device, channels_last))
         all_logits.append(logits.float().cpu())
         all_labels.append(labels)
     return torch.cat(all_logits).numpy(), torch.cat(all_labels).numpy()
@@ -161,9 +211,16 @@ def loss_and_accuracy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, fl
     return loss, float(np.mean(logits.argmax(1) == labels))
 
 
-def validate(model: nn.Module, loader: DataLoader, device: torch.device, amp: bool = False) -> tuple[float, float]:
-    """Per-sample loss and accuracy on `loader` (no augmentation, no updates)."""
-    return loss_and_accuracy(*predict(model, loader, device, amp, desc="val"))
+def validate(model: nn.Module, loader: DataLoader, device: torch.device, amp: bool = False,
+             channels_last: bool = False) -> tuple[float, float]:
+    """Per-sample loss and accuracy on `loader` (no augmentation, no updates). Under several
+    processes each predicts its shard and all compute the figures from every sample, once each."""
+    logits, labels = predict(model, loader, device, amp, desc="val", progress=distributed.is_main(),
+                             channels_last=channels_last)
+    if distributed.world_size() > 1:
+        n = len(loader.dataset)
+        logits, labels = distributed.gather_in_order(logits, n), distributed.gather_in_order(labels, n)
+    return loss_and_accuracy(logits, labels)
 
 
 @dataclass
@@ -189,23 +246,35 @@ class FitResult:
 
 def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, stage: StageTrainParams,
         train: TrainParams, device: torch.device, live: Any = None,
-        evaluate_fn: Callable[[nn.Module, DataLoader, torch.device, bool], tuple[float, float]] = validate,
-        progress: bool = True) -> FitResult:
+        evaluate_fn: Callable[[nn.Module, DataLoader, torch.device, bool], tuple[float, float]] | None = None,
+        progress: bool = True, channels_last: bool = False) -> FitResult:
     """Train for `stage.epochs`, then restore the best epoch's weights into `model`.
 
     `live` is a dvclive.Live (or None): train/val loss and accuracy and the learning
-    rate are logged per epoch.
+    rate are logged per epoch. `evaluate_fn` (default `validate`) measures the validation set.
+    `channels_last` (runtime.yaml) keeps the model and its image inputs in NHWC memory order.
+    Under several processes the model trains wrapped in DistributedDataParallel, is validated
+    unwrapped with rank 0's BatchNorm statistics, and every process takes rank 0's validation
+    figures (the same, computed from the same gathered logits).
     """
-    model.to(device)
+    place_model(model, device, channels_last)
+    net = distributed.data_parallel(model, device)
+    evaluate_fn = evaluate_fn or functools.partial(validate, channels_last=channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=stage.lr, weight_decay=train.weight_decay)
     scheduler = make_scheduler(optimizer, stage, train)
     best = BestEpoch()
     history: list[EpochRecord] = []
     for epoch in range(1, stage.epochs + 1):
+        if isinstance(train_loader.sampler, DistributedSampler):
+            train_loader.sampler.set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
-        train_loss, train_acc = train_epoch(model, train_loader, optimizer, device, train.amp,
-                                            desc=f"epoch {epoch}/{stage.epochs}", progress=progress)
+        train_loss, train_acc = train_epoch(net, train_loader, optimizer, device, train.amp,
+                                            desc=f"epoch {epoch}/{stage.epochs}", progress=progress,
+                                            channels_last=channels_last)
+        distributed.sync_buffers(model)
         val_loss, val_acc = evaluate_fn(model, val_loader, device, train.amp)
+        if distributed.world_size() > 1:
+            val_loss, val_acc = distributed.from_main([val_loss, val_acc])
         improved = best.update(epoch, val_acc, val_loss, model)
         history.append(EpochRecord(epoch, lr, train_loss, train_acc, val_loss, val_acc, improved))
         log.info("epoch %d/%d lr %.2e train loss %.4f acc %.3f | val loss %.4f acc %.3f%s", epoch, stage.epochs,
@@ -233,28 +302,46 @@ def stage_params(params: Params, stage: str, **extra: Any) -> dict[str, Any]:
     return recorded
 
 
+def check_batch_split(batch_size: int, processes: int) -> None:
+    """The global batch must split evenly between the data-parallel processes."""
+    if batch_size % processes:
+        raise ParamsError(f"train.batch_size ({batch_size}) is not divisible by the {processes} training processes "
+                          f"(runtime.yaml nproc, or torchrun's processes in all): each process loads "
+                          f"train.batch_size / nproc samples of every batch; change nproc or train.batch_size")
+
+
 def train_stage(stage: str, model: nn.Module, train_set: Dataset, val_set: Dataset, params: Params,
                 runtime: RuntimeParams, out: Path, curves: Path | None, meta: dict[str, Any]) -> FitResult:
     """Train `model` with the stage's params, then write the best epoch's checkpoint to `out` and
-    the per-epoch curves (DVCLive TSVs: train/ and val/ accuracy and loss, lr) to `curves`."""
+    the per-epoch curves (DVCLive TSVs: train/ and val/ accuracy and loss, lr) to `curves`.
+
+    Under torchrun every process calls this; rank 0 alone writes, the others wait until it is done."""
     from dvclive import Live
 
-    device = resolve_device(runtime.device)
-    train_loader = make_loader(train_set, params.train.batch_size, runtime, shuffle=True, seed=params.seed,
-                               device=device)
-    val_loader = make_loader(val_set, params.train.batch_size, runtime, shuffle=False, seed=params.seed,
-                             device=device)
-    log.info("%s: %d parameters, %d train / %d val samples, device %s", stage, meta["num_params"],
-             len(train_set), len(val_set), device)
-    with tempfile.TemporaryDirectory(prefix=f"twostream-{stage}-") as scratch:
-        live_dir = Path(scratch) / "live"
-        with Live(dir=str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None) as live:
-            result = fit(model, train_loader, val_loader, params.stage(stage), params.train, device, live=live,
-                         progress=runtime.progress)
-        save_checkpoint(out, model, meta, result.best_epoch, [asdict(r) for r in result.history])
-        if curves is not None:  # DVCLive's own summary (metrics.json) is not kept: evaluate reports it
-            with atomic_dir(curves) as tmp:
-                shutil.copytree(live_dir / "plots" / "metrics", tmp, dirs_exist_ok=True)
+    check_batch_split(params.train.batch_size, distributed.launched_world_size())
+    with distributed.process_group(runtime.device) as device:
+        distributed.seed_process(params.seed)
+        main = distributed.is_main()
+        train_loader = make_loader(train_set, params.train.batch_size, runtime, shuffle=True, seed=params.seed,
+                                   device=device)
+        val_loader = make_loader(val_set, params.train.batch_size, runtime, shuffle=False, seed=params.seed,
+                                 device=device)
+        log.info("%s: %d parameters, %d train / %d val samples, device %s, %d process(es)", stage,
+                 meta["num_params"], len(train_set), len(val_set), device, distributed.world_size())
+        with (tempfile.TemporaryDirectory(prefix=f"twostream-{stage}-") if main
+              else contextlib.nullcontext()) as scratch:
+            live_dir = Path(scratch) / "live" if main else None
+            with (Live(dir=str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None) if main
+                  else contextlib.nullcontext()) as live:
+                result = fit(model, train_loader, val_loader, params.stage(stage), params.train, device, live=live,
+                             progress=runtime.progress and main,
+                             channels_last=runtime.channels_last)
+            if main:
+                save_checkpoint(out, model, meta, result.best_epoch, [asdict(r) for r in result.history])
+                if curves is not None:  # DVCLive's own summary (metrics.json) is not kept: evaluate reports it
+                    with atomic_dir(curves) as tmp:
+                        shutil.copytree(live_dir / "plots" / "metrics", tmp, dirs_exist_ok=True)
+        distributed.barrier()  # the other processes end once the outputs are in place
     best = result.best
     log.info("%s: best epoch %d/%d, val accuracy %.3f -> %s", stage, result.best_epoch, len(result.history),
              best.val_accuracy, out)

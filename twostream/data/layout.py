@@ -35,7 +35,19 @@ HMDB51_TAGS = {0: "unused", 1: "train", 2: "test"}
 VIDEO_SUFFIX = ".avi"
 
 _ATTRIBUTES = 6  # name fields after the class: body, camera, people, view, quality, clip number
-_STANFORD40_NAME = re.compile(r"(?P<cls>[a-z_]+)_(?P<num>\d+)\.jpg")
+_STANFORD40_NAME = re.compile(r"(?P<cls>[A-Za-z_]+)_(?P<num>\d+)\.jpg")
+# The 40 actions of Stanford 40 (ImageSplits/actions.txt): the official lists name all of them, the
+# pipeline keeps 12 (`twostream.classes`); any other class in a list is a mistake.
+STANFORD40_ACTIONS = frozenset((
+    "applauding", "blowing_bubbles", "brushing_teeth", "cleaning_the_floor", "climbing", "cooking",
+    "cutting_trees", "cutting_vegetables", "drinking", "feeding_a_horse", "fishing", "fixing_a_bike",
+    "fixing_a_car", "gardening", "holding_an_umbrella", "jumping", "looking_through_a_microscope",
+    "looking_through_a_telescope", "phoning", "playing_guitar", "playing_violin", "pouring_liquid",
+    "pushing_a_cart", "reading", "riding_a_bike", "riding_a_horse", "rowing_a_boat", "running",
+    "shooting_an_arrow", "smoking", "taking_photos", "texting_message", "throwing_frisby",
+    "using_a_computer", "walking_the_dog", "washing_dishes", "watching_TV", "waving_hands",
+    "writing_on_a_board", "writing_on_a_book",
+))
 
 
 def stanford40_image(file_name: str) -> str:
@@ -44,10 +56,14 @@ def stanford40_image(file_name: str) -> str:
 
 
 def stanford40_class_of(file_name: str) -> str:
-    """`riding_a_bike_007.jpg` -> `riding_a_bike`; other names are a ListError."""
-    match = _STANFORD40_NAME.fullmatch(PurePosixPath(file_name).name)
+    """`riding_a_bike_007.jpg` -> `riding_a_bike`; other names, and classes that are not one of the
+    40 actions, are a ListError."""
+    name = PurePosixPath(file_name).name
+    match = _STANFORD40_NAME.fullmatch(name)
     if match is None:
         raise ListError(f"not a Stanford40 image name (<class>_<NNN>.jpg): {file_name!r}")
+    if match["cls"] not in STANFORD40_ACTIONS:
+        raise ListError(f"unknown class {match['cls']!r} in {name!r} (not one of the 40 Stanford 40 actions)")
     return match["cls"]
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from twostream.classes import HMDB51_CLASSES, STANFORD40_CLASSES
 from twostream.errors import ParamsError
-from twostream.params import Params
+from twostream.params import Params, SplitParams
 
 # Official-list membership: about half of each Stanford40 class is in train.txt; class sizes
 # vary by these factors around images_per_class, as in the real dataset.
@@ -46,6 +46,14 @@ def minimum_items(classes: int, test_fraction: float | None, val_fraction: float
     raise ValueError("no dataset size satisfies these fractions")  # pragma: no cover
 
 
+def rest_of_class(size: int, count: int, fraction: float) -> int:
+    """The fewest items a class of `size` (of `count` items) keeps after a stratified split holds out
+    `fraction`: scikit-learn gives each class its share of the kept items rounded down or up (which
+    one depends on the random state), so at least the share rounded down. A second stratified
+    split of what is kept needs >= 2 items of every class."""
+    return size * (count - held_out(count, fraction)) // count
+
+
 def stanford40_class_sizes(images_per_class: int, rng: np.random.Generator) -> list[int]:
     """Images per class: images_per_class times factors spread over STANFORD40_CLASS_FACTORS."""
     factors = rng.permutation(np.linspace(*STANFORD40_CLASS_FACTORS, len(STANFORD40_CLASSES)))
@@ -64,6 +72,34 @@ def hmdb51_tag_counts(count: int) -> dict[int, int]:
     return {0: count - used, 1: n_train, 2: used - n_train}
 
 
+def _images_ok(per_class: int, classes: int, need: int, test_fraction: float) -> bool:
+    """Enough images in all, and the smallest class keeps >= 2 after the test split (for the val split)."""
+    sizes = [max(2, int(round(per_class * f))) for f in np.linspace(*STANFORD40_CLASS_FACTORS, classes)]
+    total = sum(sizes)
+    return total >= need and rest_of_class(min(sizes), total, test_fraction) >= 2
+
+
+def _videos_ok(per_class: int, classes: int, need_train: int) -> bool:
+    if per_class < 2:
+        return False
+    counts = hmdb51_tag_counts(per_class)
+    return counts[1] * classes >= need_train and counts[1] >= 2
+
+
+def _smallest(first: int, enough: Callable[[int], bool]) -> int:
+    return next(v for v in range(first, 100 * first + 1000) if enough(v))
+
+
+def smallest_sizes(split: SplitParams) -> dict[str, int]:
+    """The smallest `data.synthetic` images_per_class and videos_per_class that the split stage can
+    split with `split`'s fractions (the full-setting dry run uses them)."""
+    classes = len(HMDB51_CLASSES)
+    need = minimum_items(classes, split.test_fraction, split.val_fraction)
+    need_train = minimum_items(classes, None, split.val_fraction)
+    return {"images_per_class": _smallest(1, lambda v: _images_ok(v, classes, need, split.test_fraction)),
+            "videos_per_class": _smallest(2, lambda v: _videos_ok(v, classes, need_train))}
+
+
 def check_sizes(params: Params) -> None:
     """The synthetic set must be big enough for the stratified splits the split stage makes;
     a ParamsError names the key and the real minimum."""
@@ -72,30 +108,25 @@ def check_sizes(params: Params) -> None:
     synthetic, split, classes = params.data.synthetic, params.split, len(HMDB51_CLASSES)
     key = "data.synthetic"
 
-    def smallest(first: int, enough: Callable[[int], bool]) -> int:
-        return next(v for v in range(first, 100 * first + 1000) if enough(v))
-
     # Stanford40: all images (class sizes as stanford40_class_sizes draws them), test_fraction of
     # them, then val_fraction of the rest, each stratified.
     need = minimum_items(classes, split.test_fraction, split.val_fraction)
 
     def images_ok(per_class: int) -> bool:
-        sizes = [max(2, int(round(per_class * f))) for f in np.linspace(*STANFORD40_CLASS_FACTORS, classes)]
-        return sum(sizes) >= need and min(sizes) >= 3
+        return _images_ok(per_class, classes, need, split.test_fraction)
 
     if not images_ok(synthetic.images_per_class):
         raise ParamsError(f"{key}.images_per_class: {synthetic.images_per_class} is too few for stratified "
                           f"test and val subsets of {classes} classes (split.test_fraction {split.test_fraction}, "
                           f"split.val_fraction {split.val_fraction}): needs >= "
-                          f"{smallest(synthetic.images_per_class, images_ok)}")
+                          f"{_smallest(synthetic.images_per_class, images_ok)}")
     # HMDB51: the clips tagged train, val_fraction of them stratified.
     need_train = minimum_items(classes, None, split.val_fraction)
 
     def videos_ok(per_class: int) -> bool:
-        counts = hmdb51_tag_counts(per_class)
-        return counts[1] * classes >= need_train and counts[1] >= 2
+        return _videos_ok(per_class, classes, need_train)
 
-    if synthetic.videos_per_class < 2 or not videos_ok(synthetic.videos_per_class):
+    if not videos_ok(synthetic.videos_per_class):
         raise ParamsError(f"{key}.videos_per_class: {synthetic.videos_per_class} clips per class leave too few "
                           f"training clips for a stratified val subset of {classes} classes (split.val_fraction "
-                          f"{split.val_fraction}): needs >= {smallest(max(2, synthetic.videos_per_class), videos_ok)}")
+                          f"{split.val_fraction}): needs >= {_smallest(max(2, synthetic.videos_per_class), videos_ok)}")

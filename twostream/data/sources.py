@@ -37,7 +37,7 @@ import urllib.parse
 import urllib.request
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -565,29 +565,23 @@ def _check_hmdb51(out_dir: Path, splits_rar: Path) -> None:
 
 # --------------------------------------------------------------------------- the two datasets
 
-def fetch_stanford40(out_dir: Path, downloads: DownloadParams) -> None:
-    """Download (or reuse) the Stanford40 zips and extract the 12 classes into `out_dir`.
-
-    `out_dir` must exist and be empty; on failure it is emptied again.
-    """
+def _fetch(out_dir: Path, downloads: DownloadParams, fields: tuple[str, str],
+           extract: Callable[[Path, Path, Path], None]) -> None:
+    """Download (or reuse) the two archives named by `fields`, then `extract` them into `out_dir`,
+    which must exist and be empty; on failure it is emptied again."""
     out_dir = Path(out_dir)
     _require_empty_dir(out_dir)
-    _check_names(downloads, "stanford40_images_url", "stanford40_splits_url")
-    images = _download_param(downloads, "stanford40_images_url")
-    splits = _download_param(downloads, "stanford40_splits_url")
+    _check_names(downloads, *fields)
+    archives = [_download_param(downloads, field) for field in fields]
     with _emptied_on_error(out_dir):
-        extract_stanford40(images, splits, out_dir)
+        extract(*archives, out_dir)
+
+
+def fetch_stanford40(out_dir: Path, downloads: DownloadParams) -> None:
+    """The Stanford40 zips (images, lists), extracted for the 12 classes into `out_dir`."""
+    _fetch(out_dir, downloads, ("stanford40_images_url", "stanford40_splits_url"), extract_stanford40)
 
 
 def fetch_hmdb51(out_dir: Path, downloads: DownloadParams) -> None:
-    """Download (or reuse) the HMDB51 RARs and extract the 12 classes into `out_dir`.
-
-    `out_dir` must exist and be empty; on failure it is emptied again.
-    """
-    out_dir = Path(out_dir)
-    _require_empty_dir(out_dir)
-    _check_names(downloads, "hmdb51_videos_url", "hmdb51_splits_url")
-    videos = _download_param(downloads, "hmdb51_videos_url")
-    splits = _download_param(downloads, "hmdb51_splits_url")
-    with _emptied_on_error(out_dir):
-        extract_hmdb51(videos, splits, out_dir)
+    """The HMDB51 RARs (videos, split lists), extracted for the 12 classes into `out_dir`."""
+    _fetch(out_dir, downloads, ("hmdb51_videos_url", "hmdb51_splits_url"), extract_hmdb51)

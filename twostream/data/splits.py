@@ -49,6 +49,11 @@ def stratified(frame: pd.DataFrame, fraction: float, random_state: int, key: str
         raise ListError(f"{key}: {fraction} of {len(frame)} items gives {out} held out; a stratified "
                         f"split of {classes} classes needs at least {classes} on each side "
                         f"(use more data or another fraction)")
+    per_label = frame["label"].value_counts()
+    if per_label.min() < 2:  # scikit-learn's own requirement, else its ValueError ends the stage
+        name = frame["class"][frame["label"] == per_label.idxmin()].iloc[0]
+        raise ListError(f"{key}: a stratified split needs >= 2 items of every class; {name} has "
+                        f"{per_label.min()} here (use more data or another fraction)")
     return train_test_split(frame, test_size=fraction, stratify=frame["label"], random_state=random_state)
 
 
@@ -123,8 +128,9 @@ def hmdb51_sources(frame: pd.DataFrame) -> pd.Series:
 
 def grouped(frame: pd.DataFrame, fraction: float, random_state: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(rest, held out): whole source videos held out, about `fraction` of the clips, stratified by class as far
-    as the groups allow (a class with few source videos may have no held-out clip). A source with clips of
-    several classes is one group. Every class must keep clips in the rest, else a ListError naming the params."""
+    as the groups allow. A source with clips of several classes is one group. Every class keeps clips in the
+    rest: the fold chosen is one that leaves every class some, if any does; otherwise the sources of a class that
+    the fold would empty go back to the rest (so a class with one source video has no held-out clip)."""
     sources = hmdb51_sources(frame)
     folds = max(2, round(1 / fraction))
     if sources.nunique() < folds:
@@ -132,18 +138,23 @@ def grouped(frame: pd.DataFrame, fraction: float, random_state: int) -> tuple[pd
                         f"(split.val_fraction {fraction}); use more data, a larger val_fraction or val_groups: clip")
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=random_state)
     target = held_out(len(frame), fraction)
+    labels = frame["label"].to_numpy()
+    every_class = set(labels)
 
-    def coverage(fold: tuple[np.ndarray, np.ndarray]) -> tuple[int, int]:  # classes held out, closeness to target
-        return frame["label"].iloc[fold[1]].nunique(), -abs(len(fold[1]) - target)
+    def rank(fold: tuple[np.ndarray, np.ndarray]) -> tuple[bool, int, int]:
+        # every class kept in the rest, then the most classes held out, then the nearest to val_fraction
+        rest_rows, out_rows = fold
+        return set(labels[rest_rows]) == every_class, len(set(labels[out_rows])), -abs(len(out_rows) - target)
 
-    # the fold that holds out the most classes, then the one nearest val_fraction (the first on a tie)
-    rest_rows, out_rows = max(splitter.split(frame, frame["label"], groups=sources), key=coverage)
-    rest, out = frame.iloc[rest_rows], frame.iloc[out_rows]
-    missing = sorted(set(frame["class"]) - set(rest["class"]))
-    if missing:
-        raise ListError(f"split.val_groups: source: every train clip of class(es) {', '.join(missing)} went to val "
-                        f"(too few source videos); use more data, a smaller split.val_fraction or val_groups: clip")
-    return rest, out
+    _, out_rows = max(splitter.split(frame, labels, groups=sources), key=rank)  # the first on a tie
+    held = np.zeros(len(frame), bool)
+    held[out_rows] = True
+    for label in sorted(every_class - set(labels[~held])):  # a class emptied: its sources stay in the rest
+        held &= ~sources.isin(set(sources[labels == label])).to_numpy()
+    if not held.any():
+        raise ListError(f"split.val_groups: source: no source video can be held out for val without taking every "
+                        f"train clip of a class (too few source videos); use more data or val_groups: clip")
+    return frame[~held], frame[held]
 
 
 def shared_sources(first: pd.DataFrame, second: pd.DataFrame) -> set[str]:

@@ -10,10 +10,7 @@ files are byte-identical for any number of worker processes.
 """
 from __future__ import annotations
 
-import multiprocessing
-import signal
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -25,6 +22,7 @@ from twostream.data.render import render_clip, render_still
 from twostream.data.sizes import STANFORD40_TRAIN_SHARE, hmdb51_tag_counts, stanford40_class_sizes
 from twostream.errors import MissingInputError
 from twostream.params import SyntheticParams
+from twostream.workers import worker_pool
 
 FPS = 30
 FOURCC = "FMP4"  # MPEG-4 part 2, as in HMDB51's AVIs
@@ -52,19 +50,14 @@ def _per_class(job: Callable, jobs: Sequence[tuple], processes: int | None) -> l
     """Run `job(*args)` for each class; in worker processes when there are several cores.
 
     Every item has its own seed, so the output does not depend on the number of processes.
-    Workers are spawned (not forked), so a calling script needs the usual
+    Workers are spawned (`twostream.workers`), so a calling script needs the usual
     `if __name__ == "__main__":` guard, as the stage scripts have.
     """
     workers = _processes(processes)
     if workers == 1:
         return [job(*args) for args in jobs]
-    context = multiprocessing.get_context("spawn")  # no fork of a parent that may hold threads
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
+    with worker_pool(workers) as pool:
         return list(pool.map(job, *zip(*jobs)))
-
-
-def _init_worker() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the stage's to handle: it ends the pool
 
 
 def _stanford40_class(images: Path, ci: int, in_train: np.ndarray, params: SyntheticParams,

@@ -23,11 +23,9 @@ the VideoError, which names the file, the problem, FFmpeg's words for it, and wh
 """
 from __future__ import annotations
 
-import multiprocessing
-import signal
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import NamedTuple
 
@@ -40,6 +38,7 @@ from av.video.reformatter import VideoReformatter
 from twostream.data.images import pad_resize
 from twostream.errors import VideoError
 from twostream.params import FLOW_FRAMES, FRAME_POSITIONS
+from twostream.workers import worker_pool
 
 HEADER_SLACK = 1  # frames the container may claim beyond those that decode (HMDB51's AVIs: one)
 FIX = "replace the file or remove it from the split lists"
@@ -260,9 +259,7 @@ def sample_videos(paths: Iterable[Path], size: int, processes: int, clips: int =
         for path in paths:
             yield sample_video(path, size, clips)
         return
-    # spawn: no fork of a parent that may hold threads (torch, OpenCV, FFmpeg); the worker is importable
-    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_init_worker) as pool:
+    with worker_pool(processes, _init_worker) as pool:
         pending: deque[Future] = deque()
         try:
             for path in paths:
@@ -278,7 +275,6 @@ def sample_videos(paths: Iterable[Path], size: int, processes: int, clips: int =
 
 def _init_worker() -> None:
     cv2.setNumThreads(1)  # the pool is the parallelism; OpenCV's threads would oversubscribe the cores
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the stage's to handle: it ends the pool
 
 
 def _sample_in_worker(path: Path, size: int, clips: int) -> tuple[VideoSample | None, str | None]:

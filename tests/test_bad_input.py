@@ -1,0 +1,542 @@
+"""Bad input never passes silently, proven through the real stage scripts.
+
+Each test runs `python stages/<stage>.py ...` as a subprocess, in a temporary directory laid out
+like the repository (params.yaml, runtime.yaml, data/...), on a tiny synthetic dataset made by
+the stages themselves, after damaging one input. It checks what a user sees and what is left:
+exit status 1 (130 for Ctrl-C), stderr ending in one `error: ...` line that names the file (and
+line or key) and the problem, no traceback from the stage or any of its worker processes, and no
+partial output (the output is absent or unchanged, no `.<name>.<random>.tmp` leftovers).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from twostream.classes import HMDB51_CLASSES
+
+ROOT = Path(__file__).resolve().parents[1]
+FIX = "replace the file or remove it from the split lists"
+
+# The smallest valid synthetic setting with half of each split held out: 5 images and 3 clips per
+# class (check_params names these minimums; the `prepared` fixture runs it, then download and split).
+TINY = {
+    "data.synthetic.images_per_class": 5,
+    "data.synthetic.videos_per_class": 3,
+    "data.synthetic.min_frames": 12,
+    "data.synthetic.max_frames": 16,
+    "split.test_fraction": 0.5,
+    "split.val_fraction": 0.5,
+    "image.size": 32,
+    "train.batch_size": 8,
+    "train_spatial.epochs": 1,
+    "finetune.epochs": 1,
+}
+RUNTIME = {"device": "cpu", "num_workers": 0, "processes": 1, "progress": False}
+STAGE_ARGS = {
+    "check_params": [],
+    "download": ["--out", "data/raw"],
+    "split": ["--raw", "data/raw", "--out", "data/manifests"],
+    "pad_resize": ["--raw", "data/raw/stanford40", "--manifests", "data/manifests", "--out", "data/images"],
+    "sample_frames": ["--raw", "data/raw/hmdb51", "--manifests", "data/manifests", "--out", "data/frames"],
+    "train_spatial": ["--images", "data/images", "--out", "models/stanford40_frames.pt",
+                      "--curves", "plots/training/stanford40_frames"],
+    "finetune": ["--frames", "data/frames", "--init", "models/stanford40_frames.pt", "--position", "middle",
+                 "--out", "models/hmdb51_frames/middle.pt", "--curves", "plots/training/hmdb51_frames/middle"],
+}
+LEFTOVER = re.compile(r"\..+\.([a-z0-9_]{8}\.tmp|old)")
+
+
+def set_yaml(path: Path, changes: dict) -> None:
+    """Set dotted keys in a YAML file."""
+    data = yaml.safe_load(path.read_text())
+    for dotted, value in changes.items():
+        node = data
+        *parents, last = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def workspace(dest: Path, params: dict | None = None, runtime: dict | None = None) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("params.yaml", "runtime.yaml"):
+        shutil.copy(ROOT / name, dest / name)
+    set_yaml(dest / "params.yaml", {**TINY, **(params or {})})
+    set_yaml(dest / "runtime.yaml", {**RUNTIME, **(runtime or {})})
+    return dest
+
+
+def command(stage: str, *extra: str) -> list[str]:
+    return [sys.executable, str(ROOT / "stages" / f"{stage}.py"), "--params", "params.yaml",
+            "--runtime", "runtime.yaml", *STAGE_ARGS[stage], *extra]
+
+
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+
+
+def run_stage(cwd: Path, stage: str, *extra: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(command(stage, *extra), cwd=cwd, env=ENV, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert proc.returncode == 0, f"{proc.args} failed ({proc.returncode}):\n{proc.stderr[-4000:]}"
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+def failed(proc: subprocess.CompletedProcess, status: int = 1) -> str:
+    """The one `error: ` line a failed stage ends with, after checking status and no traceback."""
+    stderr = proc.stderr
+    assert proc.returncode == status, f"exit {proc.returncode}, expected {status}:\n{stderr[-4000:]}"
+    assert "Traceback" not in stderr, stderr
+    lines = stderr.rstrip("\n").splitlines()
+    assert lines and lines[-1].startswith("error: "), stderr[-4000:]
+    assert sum(line.startswith("error: ") for line in lines) == 1, stderr[-4000:]
+    return lines[-1]
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file under `root` (hidden ones too) with its md5."""
+    if not root.exists():
+        return {}
+    return {p.relative_to(root).as_posix(): hashlib.md5(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def leftovers(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob(".*") if LEFTOVER.fullmatch(p.name))
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    """download, split, pad_resize and sample_frames run on the tiny setting (each must succeed)."""
+    base = workspace(tmp_path_factory.mktemp("prepared"))
+    for stage in ("check_params", "download", "split", "pad_resize", "sample_frames"):
+        ok(run_stage(base, stage))
+    return base
+
+
+@pytest.fixture
+def ws(prepared, tmp_path) -> Path:
+    """A private copy of the prepared workspace."""
+    dest = tmp_path / "ws"
+    shutil.copytree(prepared, dest)
+    return dest
+
+
+def manifest_row(ws: Path, name: str, row: int = 0) -> tuple[int, str]:
+    """(line number, path) of a manifest row (the header is line 1)."""
+    frame = pd.read_csv(ws / name)
+    return row + 2, frame["path"][row]
+
+
+# --- 0. the other checked inputs: params, missing inputs, model files ---------------------------
+
+@pytest.mark.parametrize("change, message", [
+    ({"train.batch_sise": 8}, ("train.batch_sise: unknown key (known keys here: batch_size, weight_decay, "
+                               "schedule, cyclic, amp)")),
+    ({"split.val_fraction": 1.5}, "split.val_fraction: must be a fraction in (0, 1), got 1.5"),
+])
+def test_bad_or_unknown_params_key(tmp_path, change, message):
+    ws = workspace(tmp_path, change)
+    assert failed(run_stage(ws, "check_params")) == f"error: params.yaml: {message}"
+    assert failed(run_stage(ws, "download")) == f"error: params.yaml: {message}"
+    assert not (ws / "data").exists()
+
+
+def test_missing_input_file(ws):
+    (ws / "data/manifests/stanford40_val.csv").unlink()
+    before = snapshot(ws / "data/images")
+    line = failed(run_stage(ws, "pad_resize"))
+    assert line == "error: data/manifests/stanford40_val.csv: not found; run `dvc repro` to produce it"
+    assert snapshot(ws / "data/images") == before and leftovers(ws) == []
+
+
+def test_model_file_that_does_not_load(ws):
+    (ws / "models").mkdir()
+    (ws / "models/stanford40_frames.pt").write_bytes(b"not a model")
+    line = failed(run_stage(ws, "finetune"))
+    assert line.startswith("error: models/stanford40_frames.pt: cannot load the model file (")
+    assert line.endswith("); re-run the stage that trains it")
+    assert sorted(p.name for p in (ws / "models").iterdir()) == ["stanford40_frames.pt"]
+    assert not (ws / "plots").exists()
+
+
+@pytest.mark.slow
+def test_pretrained_weights_not_cached_offline(ws):
+    # offline: every download goes to a proxy on a closed port; TORCH_HOME is empty
+    set_yaml(ws / "params.yaml", {"model.pretrained": "imagenet"})
+    closed = "http://127.0.0.1:9"
+    env = {**ENV, "TORCH_HOME": str(ws / "torch"), "https_proxy": closed, "HTTPS_PROXY": closed,
+           "http_proxy": closed, "HTTP_PROXY": closed, "no_proxy": "", "NO_PROXY": ""}
+    proc = subprocess.run(command("train_spatial"), cwd=ws, env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
+    line = failed(proc)
+    cached = ws / "torch/hub/checkpoints/googlenet-1378be20.pth"
+    assert line.startswith(f"error: pretrained weights GoogLeNet_Weights.IMAGENET1K_V1 are not available: {cached} "
+                           f"is missing and downloading https://download.pytorch.org/models/googlenet-1378be20.pth "
+                           f"failed (")
+    assert f"then copy the file to {cached}" in line and "model.pretrained: none" in line
+    assert not (ws / "models").exists() and not (ws / "plots").exists()
+
+
+# --- 1. damaged JPEGs stop pad_resize, naming the file --------------------------------------------
+
+def test_truncated_jpeg_stops_pad_resize(ws):
+    _, image = manifest_row(ws, "data/manifests/stanford40_train.csv")
+    path = ws / "data/raw/stanford40" / image
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+    before = snapshot(ws / "data/images")
+    line = failed(run_stage(ws, "pad_resize"))
+    assert line == (f"error: data/raw/stanford40/{image}: truncated or corrupt image "
+                    f"(libjpeg: Premature end of JPEG file); {FIX}")
+    assert snapshot(ws / "data/images") == before and leftovers(ws) == []
+
+
+def test_garbage_in_a_jpeg_stops_pad_resize(ws):
+    _, image = manifest_row(ws, "data/manifests/stanford40_val.csv")
+    path = ws / "data/raw/stanford40" / image
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    assert data.rfind(b"\xff\xda") + 20 < middle - 2048 < middle + 2048 < len(data) - 2  # inside the scan data
+    data[middle - 2048:middle + 2048] = np.random.default_rng(0).integers(0, 256, 4096, np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    shutil.rmtree(ws / "data/images")
+    line = failed(run_stage(ws, "pad_resize"))
+    assert line.startswith(f"error: data/raw/stanford40/{image}: truncated or corrupt image (libjpeg: ")
+    assert line.endswith(FIX)
+    assert not (ws / "data/images").exists() and leftovers(ws) == []
+
+
+# --- 2. damaged clips stop sample_frames, naming the file; HMDB51's overstated frame count passes ----
+
+def frame_chunks(data: bytes) -> list[int]:
+    """Offsets of the frame chunks ('00dc') in an AVI's movi list."""
+    i, end, offsets = data.find(b"movi") + 4, data.find(b"idx1"), []
+    while i < end:
+        size = struct.unpack_from("<I", data, i + 4)[0]
+        if data[i:i + 4] == b"00dc":
+            offsets.append(i)
+        i += 8 + size + (size & 1)
+    return offsets
+
+
+def claim_frames(path: Path, claimed: int) -> None:
+    """Patch the AVI headers (avih.dwTotalFrames, strh.dwLength, dmlh) to claim `claimed` frames."""
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<I", data, data.find(b"avih") + 8 + 16, claimed)
+    struct.pack_into("<I", data, data.find(b"strh") + 8 + 32, claimed)
+    if (dmlh := data.find(b"dmlh")) >= 0:
+        struct.pack_into("<I", data, dmlh + 8, claimed)
+    path.write_bytes(bytes(data))
+
+
+def test_truncated_clip_stops_sample_frames(ws):
+    _, clip = manifest_row(ws, "data/manifests/hmdb51_train.csv", 1)
+    path = ws / "data/raw/hmdb51" / clip
+    data = path.read_bytes()
+    n = len(frame_chunks(data))
+    path.write_bytes(data[:int(len(data) * 0.6)])
+    before = snapshot(ws / "data/frames")
+    line = failed(run_stage(ws, "sample_frames"))
+    assert re.fullmatch(rf"error: data/raw/hmdb51/{re.escape(clip)}: truncated video: the file ends inside frame "
+                        rf"\d+ of {n} \(\d+ frames decode; avi: Packet corrupt.*\); {FIX}", line), line
+    assert snapshot(ws / "data/frames") == before and leftovers(ws) == []
+
+
+def test_garbage_in_a_clip_stops_sample_frames(ws):
+    _, clip = manifest_row(ws, "data/manifests/hmdb51_test.csv")
+    path = ws / "data/raw/hmdb51" / clip
+    data = bytearray(path.read_bytes())
+    n = len(frame_chunks(bytes(data)))
+    middle = len(data) // 2
+    data[middle - 2048:middle + 2048] = np.random.default_rng(0).integers(0, 256, 4096, np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    before = snapshot(ws / "data/frames")
+    line = failed(run_stage(ws, "sample_frames"))
+    assert re.fullmatch(rf"error: data/raw/hmdb51/{re.escape(clip)}: damaged video: (frame \d+ of {n} does not "
+                        rf"decode \(.+\)|only \d+ of the {n} frames in the file's index can be read .*); {FIX}",
+                        line), line
+    assert snapshot(ws / "data/frames") == before and leftovers(ws) == []
+
+
+def test_clip_claiming_one_frame_more_than_decodes_passes(ws):
+    # HMDB51's AVIs do this (243 claimed, 242 decode); the frame count used is the decodable one
+    _, clip = manifest_row(ws, "data/manifests/hmdb51_val.csv")
+    path = ws / "data/raw/hmdb51" / clip
+    n = len(frame_chunks(path.read_bytes()))
+    claim_frames(path, n + 1)
+    ok(run_stage(ws, "sample_frames"))
+    frames = pd.read_csv(ws / "data/frames/hmdb51_val.csv")
+    assert frames.set_index("path")["n_frames"][clip] == n
+    # two more is truncation
+    claim_frames(path, n + 2)
+    line = failed(run_stage(ws, "sample_frames"))
+    assert line == (f"error: data/raw/hmdb51/{clip}: truncated video: {n} of {n + 2} frames decode "
+                    f"(the file holds fewer frames than its header claims); {FIX}")
+
+
+# --- 3. labels against the class table; lists naming missing files or unknown classes ---------------
+
+def edit_csv(path: Path, row: int, **values) -> None:
+    frame = pd.read_csv(path)
+    for column, value in values.items():
+        frame.loc[row, column] = value
+    frame.to_csv(path, index=False)
+
+
+def test_label_contradicting_its_class_stops_the_next_stage(ws):
+    manifest = ws / "data/manifests/stanford40_test.csv"
+    number, image = manifest_row(ws, "data/manifests/stanford40_test.csv", 3)
+    frame = pd.read_csv(manifest)
+    cls, label = frame["class"][3], int(frame["label"][3])
+    edit_csv(manifest, 3, label=(label + 1) % 12)
+    before = snapshot(ws / "data/images")
+    line = failed(run_stage(ws, "pad_resize"))
+    assert line == (f"error: data/manifests/stanford40_test.csv:{number}: {image}: label {(label + 1) % 12} "
+                    f"contradicts class {cls} (label {label}); re-run the split stage")
+    assert snapshot(ws / "data/images") == before and leftovers(ws) == []
+
+
+def spatial_model(path: Path, size: int) -> None:
+    """A Stanford40 frame model file, as train_spatial writes it (untrained)."""
+    from twostream.checkpoint import checkpoint_meta, save_checkpoint
+    from twostream.classes import NUM_CLASSES, STANFORD40_CLASSES
+    from twostream.models import ModelSpec, build_model
+    from twostream.params import load_params
+
+    spec = ModelSpec.fresh("spatial", NUM_CLASSES, load_params(path.parents[1] / "params.yaml").model)
+    model = build_model(spec)
+    save_checkpoint(path, model, checkpoint_meta(spec, model, "stanford40", STANFORD40_CLASSES, size, {}), 1, [])
+
+
+@pytest.mark.slow
+def test_label_out_of_range_stops_finetune_before_training(ws):
+    # it used to end finetune in an IndexError traceback from the loss, leaving a metrics.json of {}
+    spatial_model(ws / "models/stanford40_frames.pt", 32)
+    number, clip = manifest_row(ws, "data/frames/hmdb51_train.csv", 2)
+    cls = pd.read_csv(ws / "data/frames/hmdb51_train.csv")["class"][2]
+    edit_csv(ws / "data/frames/hmdb51_train.csv", 2, label=12)
+    before = snapshot(ws)
+    line = failed(run_stage(ws, "finetune"))
+    expected = HMDB51_CLASSES.index(cls)
+    assert line == (f"error: data/frames/hmdb51_train.csv:{number}: {clip}: label 12 is not an integer in 0..11 "
+                    f"(class {cls} is {expected})")
+    assert snapshot(ws) == before  # no model, no curves, no metrics.json
+    assert not (ws / "models/hmdb51_frames").exists() and not (ws / "plots").exists()
+
+
+def test_list_naming_a_missing_clip_fails_in_split(ws):
+    lists = ws / "data/raw/hmdb51/testTrainMulti_7030_splits"
+    lines = (lists / "drink_test_split1.txt").read_text().splitlines()
+    number, entry = next((i, line) for i, line in enumerate(lines, start=1) if line.split()[1] == "1")
+    video = entry.split()[0]
+    (ws / "data/raw/hmdb51/drink" / video).unlink()
+    before = snapshot(ws / "data/manifests")
+    line = failed(run_stage(ws, "split"))
+    assert line == (f"error: data/raw/hmdb51/testTrainMulti_7030_splits/drink_test_split1.txt:{number}: {video} "
+                    f"(tagged train) does not exist in data/raw/hmdb51/drink; re-run the download stage, "
+                    f"or tag it 0 (unused)")
+    assert snapshot(ws / "data/manifests") == before and leftovers(ws) == []
+
+
+def test_list_naming_a_missing_image_fails_in_split(ws):
+    listed = (ws / "data/raw/stanford40/ImageSplits/test.txt").read_text().splitlines()
+    (ws / "data/raw/stanford40/JPEGImages" / listed[4]).unlink()
+    before = snapshot(ws / "data/manifests")
+    line = failed(run_stage(ws, "split"))
+    assert line == (f"error: data/raw/stanford40/ImageSplits/test.txt:5: JPEGImages/{listed[4]} does not exist "
+                    f"under data/raw/stanford40 (1 listed image(s) missing); re-run the download stage")
+    assert snapshot(ws / "data/manifests") == before and leftovers(ws) == []
+
+
+@pytest.mark.parametrize("name, problem", [
+    ("applaudng_003.jpg", "unknown class 'applaudng' in 'applaudng_003.jpg' (not one of the 40 Stanford 40 actions)"),
+    ("Applauding-3.jpg", "not a Stanford40 image name (<class>_<NNN>.jpg): 'Applauding-3.jpg'"),
+])
+def test_unknown_class_in_a_list_fails_in_split(ws, name, problem):
+    lists = ws / "data/raw/stanford40/ImageSplits/train.txt"
+    lines = lists.read_text().splitlines()
+    lines.insert(2, name)
+    lists.write_text("\n".join(lines) + "\n")
+    before = snapshot(ws / "data/manifests")
+    line = failed(run_stage(ws, "split"))
+    assert line == f"error: data/raw/stanford40/ImageSplits/train.txt:3: {problem}"
+    assert snapshot(ws / "data/manifests") == before and leftovers(ws) == []
+
+
+def test_other_stanford40_actions_in_the_lists_are_skipped(ws):
+    # the real lists hold all 40 actions, one of them spelt watching_TV: parsed, then left out
+    lists = ws / "data/raw/stanford40/ImageSplits/train.txt"
+    lists.write_text(lists.read_text() + "watching_TV_001.jpg\nfixing_a_car_040.jpg\n")
+    ok(run_stage(ws, "split"))
+    assert all(not pd.read_csv(p)["path"].str.contains("watching_TV|fixing_a_car").any()
+               for p in (ws / "data/manifests").glob("stanford40_*.csv"))
+
+
+# --- 4. Ctrl-C: one line, exit 130, quiet workers, nothing left; a killed run's leftovers go ---------
+
+def group(pgid: int) -> list[int]:
+    """The processes of process group `pgid` (Linux /proc)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # ended meanwhile
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+def interrupt(cwd: Path, stage: str, ready, sig: int = signal.SIGINT, delay: float = 0.0,
+              timeout: float = 120) -> subprocess.CompletedProcess:
+    """Start a stage in its own process group, wait until `ready(pid)` (then `delay` s), send `sig`
+    to the group as a terminal sends Ctrl-C, and wait until every process of the group has ended."""
+    out, err = cwd / ".stage.out", cwd / ".stage.err"
+    with open(out, "w") as stdout, open(err, "w") as stderr:
+        proc = subprocess.Popen(command(stage), cwd=cwd, env=ENV, stdout=stdout, stderr=stderr,
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready(proc.pid):
+            assert proc.poll() is None, f"{stage} ended before it could be interrupted:\n{err.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"{stage} never got ready"
+            time.sleep(0.01)
+        time.sleep(delay)
+        assert proc.poll() is None, f"{stage} ended before it could be interrupted:\n{err.read_text()[-3000:]}"
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=timeout)
+        while group(proc.pid):  # worker processes too: none may outlive the stage
+            assert time.monotonic() < deadline, f"processes of {stage} outlived it"
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    result = subprocess.CompletedProcess(proc.args, proc.returncode, out.read_text(), err.read_text())
+    out.unlink()
+    err.unlink()
+    return result
+
+
+INTERRUPTED = "error: interrupted (Ctrl-C); no partial output is left: run the stage again"
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_training_with_dataloader_workers(ws):
+    set_yaml(ws / "params.yaml", {"train_spatial.epochs": 50})
+    set_yaml(ws / "runtime.yaml", {"num_workers": 1})
+    err = ws / ".stage.err"
+    proc = interrupt(ws, "train_spatial", lambda pid: "epoch 1/50" in err.read_text())
+    assert failed(proc, status=130) == INTERRUPTED
+    assert not (ws / "models").exists() and not (ws / "plots").exists() and leftovers(ws) == []
+
+
+BIGGER = {"data.synthetic.images_per_class": 30, "data.synthetic.videos_per_class": 8,
+          "data.synthetic.min_frames": 30, "data.synthetic.max_frames": 40}
+
+
+def pending(parent: Path, name: str) -> list[Path]:
+    """The temporary siblings of an atomic write of `parent / name` under way."""
+    return [p for p in parent.glob(f".{name}.*") if LEFTOVER.fullmatch(p.name)] if parent.is_dir() else []
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="finds worker processes in /proc")
+
+
+def workers_started(count: int):
+    """Ready once the stage has `count` worker processes (they then spend a second importing)."""
+    return lambda pid: len(group(pid)) > count
+
+
+@pytest.mark.parametrize("moment", ["workers starting", "workers working"])
+@needs_proc
+def test_ctrl_c_during_download_with_worker_processes(tmp_path, moment):
+    ws = workspace(tmp_path, BIGGER, {"processes": 2})
+    if moment == "workers starting":
+        proc = interrupt(ws, "download", workers_started(2), delay=0.1)
+    else:
+        proc = interrupt(ws, "download", lambda pid: any(
+            any(t.glob("JPEGImages/*.jpg")) for t in pending(ws / "data/raw", "stanford40")))
+    assert failed(proc, status=130) == INTERRUPTED
+    assert snapshot(ws / "data") == {} and leftovers(ws) == []
+
+
+@needs_proc
+def test_ctrl_c_during_sample_frames_with_worker_processes(ws):
+    set_yaml(ws / "runtime.yaml", {"processes": 2})
+    shutil.rmtree(ws / "data/frames")
+    proc = interrupt(ws, "sample_frames", workers_started(2), delay=0.1)
+    assert failed(proc, status=130) == INTERRUPTED
+    assert not (ws / "data/frames").exists() and leftovers(ws) == []
+
+
+def test_the_next_run_removes_what_a_killed_run_left(tmp_path):
+    ws = workspace(tmp_path, BIGGER)
+    proc = interrupt(ws, "download", lambda pid: any(
+        any(t.glob("JPEGImages/*.jpg")) for t in pending(ws / "data/raw", "stanford40")), sig=signal.SIGKILL)
+    assert proc.returncode == -signal.SIGKILL
+    left = leftovers(ws)
+    assert left and all(re.fullmatch(r"data/raw/\.stanford40\.[a-z0-9_]{8}\.tmp", p) for p in left), left
+    set_yaml(ws / "params.yaml", {k: TINY[k] for k in BIGGER})  # the same stage again, quicker
+    ok(run_stage(ws, "download"))
+    assert leftovers(ws) == []
+    assert (ws / "data/raw/stanford40/ImageSplits/train.txt").is_file() and (ws / "data/raw/hmdb51").is_dir()
+
+
+# --- 5. one limit for params validation and the split stage ---------------------------------------
+
+def test_check_params_names_the_real_minimum_of_videos_per_class(tmp_path):
+    # between the old check (10) and the real minimum: passed validation, then failed in split
+    ws = workspace(tmp_path, {"split.test_fraction": 0.1, "split.val_fraction": 0.1,
+                              "data.synthetic.images_per_class": 11, "data.synthetic.videos_per_class": 12})
+    line = failed(run_stage(ws, "check_params"))
+    assert line == ("error: params.yaml: data.synthetic.videos_per_class: 12 clips per class leave too few "
+                    "training clips for a stratified val subset of 12 classes (split.val_fraction 0.1): needs >= 15")
+    set_yaml(ws / "params.yaml", {"data.synthetic.videos_per_class": 15})
+    assert ok(run_stage(ws, "check_params")).stdout == "params.yaml: valid\n"
+
+
+def test_the_named_minimum_of_videos_per_class_splits():
+    from twostream.data import splits
+    from twostream.data.sizes import hmdb51_tag_counts
+    from twostream.errors import ListError
+
+    def items(per_class):
+        counts = hmdb51_tag_counts(per_class)
+        rows = [(f"{c}/clip_{tag}_{k}.avi", label, c, tag) for label, c in enumerate(HMDB51_CLASSES)
+                for tag, n in counts.items() for k in range(n)]
+        return pd.DataFrame(rows, columns=["path", "label", "class", "tag"])
+
+    for val_groups in ("clip", "source"):
+        parts = splits.split_hmdb51(items(15), 0.1, random_state=0, val_groups=val_groups)
+        assert all(part["label"].nunique() == 12 for part in parts.values()), val_groups
+    with pytest.raises(ListError, match=r"^split.val_fraction: 0.1 of \d+ items gives \d+ held out"):
+        splits.split_hmdb51(items(14), 0.1, random_state=0, val_groups="clip")
+
+
+def test_the_tiny_setting_is_the_named_minimum_of_images_per_class(tmp_path):
+    # with half of each split held out, 4 images per class passed validation and split ended in a
+    # scikit-learn traceback (a class left with 1 image for the val split)
+    ws = workspace(tmp_path, {"data.synthetic.images_per_class": 4})
+    line = failed(run_stage(ws, "check_params"))
+    assert line == ("error: params.yaml: data.synthetic.images_per_class: 4 is too few for stratified test and "
+                    "val subsets of 12 classes (split.test_fraction 0.5, split.val_fraction 0.5): needs >= 5")
+    # 5 is TINY's: the `prepared` fixture runs check_params, download and split on it
