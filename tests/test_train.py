@@ -318,3 +318,27 @@ def test_train_stage_passes_channels_last_from_runtime(monkeypatch, tmp_path):
         train_stage("train_flow", tiny_model(), tiny_data(), tiny_data(), PARAMS, runtime, tmp_path / "m.pt", None,
                     {"num_params": 1})
     assert calls["channels_last"] is True
+
+
+@pytest.mark.slow
+def test_the_worker_count_changes_no_weight():
+    """Dropout draws from the process's RNG; the loaders draw from their own generators, so no
+    workers, one persistent worker or two give the same weights after several epochs."""
+    def data(n, seed):
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randn(n, 8, generator=g)
+        return TensorDataset(x, (x[:, 0] > 0).long())
+
+    def weights(workers):
+        runtime = dataclasses.replace(RUNTIME, num_workers=workers)
+        seed_everything(0)
+        model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 2))
+        train = make_loader(data(48, 0), 8, runtime, shuffle=True, seed=0)
+        val = make_loader(data(16, 1), 8, runtime, shuffle=False, seed=0)
+        fit(model, train, val, stage(epochs=3), train_params(), torch.device("cpu"), progress=False)
+        return model.state_dict(), torch.get_rng_state()
+
+    (none, rng), (one, rng_one), (two, _) = weights(0), weights(1), weights(2)
+    for key, value in none.items():
+        assert torch.equal(one[key], value) and torch.equal(two[key], value), key
+    assert torch.equal(rng, rng_one)  # the loaders left the process's RNG to the model alone

@@ -90,10 +90,15 @@ def make_loader(dataset: Dataset, batch_size: int, runtime: RuntimeParams, shuff
     # A last training batch of one sample breaks BatchNorm on 1x1 feature maps: drop it (every
     # process has as many samples, so all drop theirs or none does).
     drop_last = shuffle and len(sampler) % local_batch == 1
+    # The loader's own generator: each iterator draws its workers' base seed from it, never from the
+    # process's RNG. Otherwise the model's RNG stream (dropout) would depend on the worker count: one
+    # draw per epoch without workers, one in all with persistent workers.
+    generator = torch.Generator().manual_seed(seed)
     return DataLoader(dataset, batch_size=local_batch, sampler=sampler, num_workers=runtime.num_workers,
                       drop_last=drop_last,
                       pin_memory=runtime.pin_memory and device is not None and device.type == "cuda",
-                      worker_init_fn=_seed_worker, persistent_workers=runtime.num_workers > 0)
+                      worker_init_fn=_seed_worker, persistent_workers=runtime.num_workers > 0,
+                      generator=generator)
 
 
 def cyclic_lr(epoch: int, base_lr: float, max_lr: float, cyclic: CyclicParams) -> float:
