@@ -14,6 +14,7 @@ from pathlib import Path
 
 from twostream.errors import InputError, TwostreamError
 from twostream.io import write_text
+from twostream.params import load_params
 from twostream.report import read_confusions, read_metrics, results_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +26,9 @@ LEVEL = 3  # the sections sit under README's "## Results" heading
 
 def results_block(root: Path) -> str:
     """The README's results sections, from the results committed under `root`."""
-    return results_markdown(read_metrics(root / "metrics"), read_confusions(root / "plots" / "confusion"), LEVEL)
+    synthetic = load_params(root / "params.yaml").data.source == "synthetic"  # the run the results are of
+    return results_markdown(read_metrics(root / "metrics"), read_confusions(root / "plots" / "confusion"), LEVEL,
+                            synthetic)
 
 
 def current_block(readme: str, source: Path | str = "README.md") -> str:

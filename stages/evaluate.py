@@ -131,7 +131,7 @@ def main(args, params, runtime):
     plots.position_study_png({p: {s: r[s]["accuracy"] for s in ("train", "val", "test")}
                               for p, r in positions.items()}, plot_dir / "frame_positions_accuracy.png")
     frame_position_grid(frames, plot_dir / "frame_positions.png")
-    write_text(metrics / "results.md", results_file(files, confusions))
+    write_text(metrics / "results.md", results_file(files, confusions, synthetic=params.data.source == "synthetic"))
 
 
 if __name__ == "__main__":

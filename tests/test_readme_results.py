@@ -39,6 +39,7 @@ def test_check_fails_on_a_stale_readme(tmp_path, capsys):
         (tmp_path / name).mkdir(parents=True)
         for path in (ROOT / name).glob("*.json" if name == "metrics" else "*.csv"):
             (tmp_path / name / path.name).write_bytes(path.read_bytes())
+    (tmp_path / "params.yaml").write_bytes((ROOT / "params.yaml").read_bytes())
     readme = (ROOT / "README.md").read_text()
     (tmp_path / "README.md").write_text(readme_results.with_block(readme, "stale\n"))
     assert readme_results.main(["--check", "--root", str(tmp_path)]) == 1

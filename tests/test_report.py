@@ -169,3 +169,12 @@ def test_every_reported_model_has_confusion_rows():
     assert {m.name for m in MODELS} <= names and {f"{m.name}_video" for m in VIDEO_MODELS} <= names
     assert "stanford40_frames_video" not in names  # still images: no video level
     assert all(m.classes == STANFORD40_CLASSES for m in TRAINED if m.dataset == "stanford40")
+
+
+def test_real_data_results_have_no_designed_pair_section():
+    """The designed pairs are the synthetic set's; a run on the real classes says nothing about them."""
+    synthetic = results_markdown(example_metrics(), example_confusions())
+    real = results_markdown(example_metrics(), example_confusions(), synthetic=False)
+    assert "Designed class pairs" in synthetic and "DESIGNED_PAIRS" in synthetic
+    assert "Designed class pairs" not in real and "designed" not in real.lower()
+    assert "Frame position" in real and "One clip vs the whole video" in real

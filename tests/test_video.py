@@ -169,8 +169,14 @@ def test_clip_flow_frames_are_the_seed_stack_shifted_to_the_clip():
         assert clip_flow_frame_indices(n, n // 2) == flow_frame_indices(n)  # the middle clip: the seed's stack
     seed = np.array(flow_frame_indices(40))  # [10, 12, 15, 17, 20, 22, 24, 27, 29]: 2-3 frames apart
     assert clip_flow_frame_indices(40, 28) == (seed + 8).tolist()
-    assert clip_flow_frame_indices(40, 4) == [0, 0, 0, 1, 4, 6, 8, 11, 13]  # clamped at the start
-    assert clip_flow_frame_indices(40, 36) == [26, 28, 31, 33, 36, 38, 39, 39, 39]  # and at the end
+    # near the ends the stack slides as far as it fits: the same spacing, no repeated frame
+    assert clip_flow_frame_indices(40, 4) == (seed - 10).tolist() == [0, 2, 5, 7, 10, 12, 14, 17, 19]
+    assert clip_flow_frame_indices(40, 36) == (seed + 10).tolist() == [20, 22, 25, 27, 30, 32, 34, 37, 39]
+    for n in (9, 10, 40, 61, 300):
+        for centre in clip_centres(n, 10):
+            stack = clip_flow_frame_indices(n, centre)
+            assert 0 <= stack[0] and stack[-1] < n
+            assert np.array_equal(np.diff(stack), np.diff(flow_frame_indices(n)))  # the trained spacing
     with pytest.raises(ValueError):
         clip_flow_frame_indices(40, 40)
 

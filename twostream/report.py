@@ -226,15 +226,18 @@ def _positions_section(metrics: Mapping[str, Mapping[str, Any]], heading: str) -
 
 
 def results_markdown(metrics: Mapping[str, Mapping[str, Any]], confusions: Mapping[str, pd.DataFrame],
-                     level: int = 2) -> str:
+                     level: int = 2, synthetic: bool = True) -> str:
     """The results sections from the metrics files' contents (`read_metrics`) and the confusion rows
-    (`read_confusions`); section headings at markdown `level`."""
+    (`read_confusions`); section headings at markdown `level`. The designed-pair section only for the
+    synthetic set (`synthetic`: `data.source` is synthetic): real classes have no designed pairs."""
     heading = "#" * level
-    lines = [*_seed_table(metrics), "", *_video_table(metrics, heading), "", *_pairs_section(confusions, heading),
-             "", *_positions_section(metrics, heading)]
+    pairs = [*_pairs_section(confusions, heading), ""] if synthetic else []
+    lines = [*_seed_table(metrics), "", *_video_table(metrics, heading), "", *pairs,
+             *_positions_section(metrics, heading)]
     return "\n".join(lines) + "\n"
 
 
-def results_file(metrics: Mapping[str, Mapping[str, Any]], confusions: Mapping[str, pd.DataFrame]) -> str:
+def results_file(metrics: Mapping[str, Mapping[str, Any]], confusions: Mapping[str, pd.DataFrame],
+                 synthetic: bool = True) -> str:
     """metrics/results.md: a title, then `results_markdown`."""
-    return "# Results\n\n" + results_markdown(metrics, confusions, level=2)
+    return "# Results\n\n" + results_markdown(metrics, confusions, level=2, synthetic=synthetic)

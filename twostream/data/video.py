@@ -85,13 +85,15 @@ def clip_centres(n: int, clips: int) -> list[int]:
 
 def clip_flow_frame_indices(n: int, centre: int) -> list[int]:
     """The 9 flow frames of a test clip centred at `centre`: the seed's stack around the middle
-    (`flow_frame_indices`), shifted to `centre`, so the flow model sees the temporal spacing it was
-    trained on. Indices beyond the ends are clamped (the stack repeats the first or last frame,
-    a zero-flow pair, as short clips do)."""
+    (`flow_frame_indices`, which spans about the middle half of the clip), moved to `centre`, so the
+    flow model sees the temporal spacing it was trained on. Near the ends the stack slides only as
+    far as it fits inside the clip: never a clamped, repeated frame (a zero-flow pair) that the
+    training stacks do not have."""
     if not 0 <= centre < n:
         raise ValueError(f"clip centre {centre} is outside the {n} frames")
-    offsets = np.asarray(flow_frame_indices(n)) - n // 2
-    return np.clip(centre + offsets, 0, n - 1).tolist()
+    seed = np.asarray(flow_frame_indices(n))
+    shift = int(np.clip(centre - n // 2, -seed[0], n - 1 - seed[-1]))
+    return (seed + shift).tolist()
 
 
 def decode_clip(path: Path, size: int) -> np.ndarray:
