@@ -281,6 +281,9 @@ def test_ddp_ctrl_c_stops_every_process_with_status_130(tmp_path):
     assert errors[-1].startswith("error: interrupted (SIGINT); the 2 processes of")
 
 
+TEST_CLIPS = 3  # test clips per video: 3 rows per test video, sharded unevenly over 2 processes
+
+
 def write_flow_frames(root: Path, size: int, counts: dict[str, int]) -> Path:
     """A sample_frames-like directory: moving smooth textures, 9 frames per clip, and manifests."""
     frames = root / "frames"
@@ -294,6 +297,9 @@ def write_flow_frames(root: Path, size: int, counts: dict[str, int]) -> Path:
         clips = np.stack([[big[i, 20 + dy * k // 2:20 + dy * k // 2 + size, 20 + dx * k // 2:20 + dx * k // 2 + size]
                            for k, (dx, dy) in enumerate(steps[i])] for i in range(n)])
         np.save(frames / f"hmdb51_{subset}_flow_frames.npy", np.ascontiguousarray(clips))
+        if subset == "test":  # video-level testing: TEST_CLIPS stacks per test video (the clips reversed, shifted)
+            np.save(frames / "hmdb51_test_clip_flow_frames.npy",
+                    np.ascontiguousarray(np.stack([np.roll(clips[:, ::-1], k, axis=2) for k in range(TEST_CLIPS)], 1)))
         labels = [i % len(HMDB51_CLASSES) for i in range(n)]
         pd.DataFrame({"path": [f"{HMDB51_CLASSES[k]}/{subset}{i}.avi" for i, k in enumerate(labels)],
                       "label": labels, "class": [HMDB51_CLASSES[k] for k in labels]}).to_csv(
@@ -316,7 +322,8 @@ def flow_run(tmp_path, method, size, nproc, counts):
                   "--params", tmp_path / "params.yaml", "--runtime", runtime)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        f"hmdb51_{s}.{ext}" for s in counts for ext in ("npy", "csv"))  # no leftovers, no shard files
+        [f"hmdb51_{s}.{ext}" for s in counts for ext in ("npy", "csv")]
+        + ["hmdb51_test_clips.npy"])  # no leftovers, no shard files
     return out, time.perf_counter() - started
 
 
@@ -328,6 +335,7 @@ def test_shard_flow_dis_on_two_processes_is_bit_identical(tmp_path):
     for name in sorted(p.name for p in one.iterdir()):
         assert (one / name).read_bytes() == (two / name).read_bytes(), name
     assert np.load(one / "hmdb51_train.npy").shape == (7, 8, 32, 32, 3)
+    assert np.load(one / "hmdb51_test_clips.npy").shape == (1, TEST_CLIPS, 8, 32, 32, 3)
 
 
 @pytest.mark.slow
@@ -339,12 +347,14 @@ def test_shard_flow_raft_small_on_two_processes_matches_one_process(tmp_path):
     counts = {"train": 3, "val": 1, "test": 1}
     one, _ = flow_run(tmp_path, "raft_small", 128, 1, counts)
     two, _ = flow_run(tmp_path, "raft_small", 128, 2, counts)
-    for subset in counts:
-        a = np.load(one / f"hmdb51_{subset}.npy").astype(int)
-        b = np.load(two / f"hmdb51_{subset}.npy").astype(int)
+    for name in [*(f"hmdb51_{subset}" for subset in counts), "hmdb51_test_clips"]:
+        a = np.load(one / f"{name}.npy").astype(int)
+        b = np.load(two / f"{name}.npy").astype(int)
         assert a.shape == b.shape and a.any()
         difference = np.abs(a - b)
-        assert difference.max() <= 1 and (difference > 0).mean() < 1e-3, (difference.max(), (difference > 0).mean())
+        assert difference.max() <= 1 and (difference > 0).mean() < 1e-3, (name, difference.max(),
+                                                                          (difference > 0).mean())
+    for subset in counts:
         assert (one / f"hmdb51_{subset}.csv").read_text() == (two / f"hmdb51_{subset}.csv").read_text()
 
 
