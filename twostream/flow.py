@@ -296,7 +296,7 @@ def flow_images(frames: np.ndarray, params: FlowParams, out: np.ndarray | None =
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="flow-images") as writer, \
             tqdm(total=n, desc=f"flow ({params.method})", unit="video",
                  disable=not progress) as bar:
-        pending = None
+        pending, pending_videos = None, 0
         for start in range(0, n, chunk):
             videos = np.asarray(frames[start:start + chunk])
             # consecutive pairs (f0, f1), ..., (f7, f8) of each video, videos in order

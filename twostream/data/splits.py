@@ -152,8 +152,8 @@ def grouped(frame: pd.DataFrame, fraction: float, random_state: int) -> tuple[pd
     for label in sorted(every_class - set(labels[~held])):  # a class emptied: its sources stay in the rest
         held &= ~sources.isin(set(sources[labels == label])).to_numpy()
     if not held.any():
-        raise ListError(f"split.val_groups: source: no source video can be held out for val without taking every "
-                        f"train clip of a class (too few source videos); use more data or val_groups: clip")
+        raise ListError("split.val_groups: source: no source video can be held out for val without taking every "
+                        "train clip of a class (too few source videos); use more data or val_groups: clip")
     return frame[~held], frame[held]
 
 
