@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import time
@@ -23,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
+from test_pipeline_dvc import set_yaml
+from test_video import frame_chunks, overstate_frame_count
 
 from twostream.classes import HMDB51_CLASSES
 
@@ -57,18 +57,6 @@ STAGE_ARGS = {
                  "--out", "models/hmdb51_frames/middle.pt", "--curves", "plots/training/hmdb51_frames/middle"],
 }
 LEFTOVER = re.compile(r"\..+\.([a-z0-9_]{8}\.tmp|old)")
-
-
-def set_yaml(path: Path, changes: dict) -> None:
-    """Set dotted keys in a YAML file."""
-    data = yaml.safe_load(path.read_text())
-    for dotted, value in changes.items():
-        node = data
-        *parents, last = dotted.split(".")
-        for key in parents:
-            node = node[key]
-        node[last] = value
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 def workspace(dest: Path, params: dict | None = None, runtime: dict | None = None) -> Path:
@@ -226,27 +214,6 @@ def test_garbage_in_a_jpeg_stops_pad_resize(ws):
 
 # --- 2. damaged clips stop sample_frames, naming the file; HMDB51's overstated frame count passes ----
 
-def frame_chunks(data: bytes) -> list[int]:
-    """Offsets of the frame chunks ('00dc') in an AVI's movi list."""
-    i, end, offsets = data.find(b"movi") + 4, data.find(b"idx1"), []
-    while i < end:
-        size = struct.unpack_from("<I", data, i + 4)[0]
-        if data[i:i + 4] == b"00dc":
-            offsets.append(i)
-        i += 8 + size + (size & 1)
-    return offsets
-
-
-def claim_frames(path: Path, claimed: int) -> None:
-    """Patch the AVI headers (avih.dwTotalFrames, strh.dwLength, dmlh) to claim `claimed` frames."""
-    data = bytearray(path.read_bytes())
-    struct.pack_into("<I", data, data.find(b"avih") + 8 + 16, claimed)
-    struct.pack_into("<I", data, data.find(b"strh") + 8 + 32, claimed)
-    if (dmlh := data.find(b"dmlh")) >= 0:
-        struct.pack_into("<I", data, dmlh + 8, claimed)
-    path.write_bytes(bytes(data))
-
-
 def test_truncated_clip_stops_sample_frames(ws):
     _, clip = manifest_row(ws, "data/manifests/hmdb51_train.csv", 1)
     path = ws / "data/raw/hmdb51" / clip
@@ -281,12 +248,12 @@ def test_clip_claiming_one_frame_more_than_decodes_passes(ws):
     _, clip = manifest_row(ws, "data/manifests/hmdb51_val.csv")
     path = ws / "data/raw/hmdb51" / clip
     n = len(frame_chunks(path.read_bytes()))
-    claim_frames(path, n + 1)
+    overstate_frame_count(path, n + 1)
     ok(run_stage(ws, "sample_frames"))
     frames = pd.read_csv(ws / "data/frames/hmdb51_val.csv")
     assert frames.set_index("path")["n_frames"][clip] == n
     # two more is truncation
-    claim_frames(path, n + 2)
+    overstate_frame_count(path, n + 2)
     line = failed(run_stage(ws, "sample_frames"))
     assert line == (f"error: data/raw/hmdb51/{clip}: truncated video: {n} of {n + 2} frames decode "
                     f"(the file holds fewer frames than its header claims); {FIX}")
