@@ -39,7 +39,7 @@ from torch.utils.data import Dataset
 
 from twostream.device import resolve_device
 from twostream.params import RuntimeParams
-from twostream.train import make_loader, predict
+from twostream.train import make_loader, place_model, predict
 
 
 def scores(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -117,7 +117,8 @@ def predict_dataset(model: nn.Module, dataset: Dataset, batch_size: int, runtime
     """Logits and labels of a trained model on every sample of `dataset`, in order."""
     device = resolve_device(runtime.device)
     loader = make_loader(dataset, batch_size, runtime, shuffle=False, seed=0, device=device)
-    return predict(model.to(device), loader, device, amp, desc=desc, progress=runtime.progress)
+    return predict(place_model(model, device, runtime.channels_last), loader, device, amp, desc=desc,
+                   progress=runtime.progress, channels_last=runtime.channels_last)
 
 
 def confusion(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:

@@ -20,7 +20,6 @@ import os
 import signal
 import sys
 
-from twostream.device import resolve_device
 from twostream.errors import DeviceUnavailable, TwostreamError
 from twostream.params import load_runtime, usable_cpus
 
@@ -45,7 +44,9 @@ def torchrun_args(nproc: int, script: str, args: list[str]) -> list[str]:
 
 def check_gpus(device: str, nproc: int) -> None:
     """On CUDA, one GPU per process: nproc must not exceed the GPUs of this machine."""
-    import torch
+    import torch  # here, not at the top: with nproc 1 the launcher replaces itself without loading torch
+
+    from twostream.device import resolve_device
 
     if resolve_device(device).type == "cuda" and torch.cuda.device_count() < nproc:
         raise DeviceUnavailable(f"runtime.yaml: nproc is {nproc} but this machine has {torch.cuda.device_count()} "
