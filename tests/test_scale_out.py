@@ -155,6 +155,14 @@ def test_ddp_launcher_with_one_process_runs_plain_python(tmp_path):
     assert bad.returncode == 1 and bad.stderr.startswith("error: ") and bad.stderr.count("\n") == 1
 
 
+
+
+def test_the_launcher_loads_no_torch_before_it_hands_over_to_a_one_process_stage():
+    # every launched stage pays for its own torch import; the launcher must not pay for one more
+    proc = python("-c", "import sys, twostream.launch; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+                        "('torch', 'torchvision', 'numpy')))")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "[]\n"
 # --- several processes (torchrun, gloo) ---------------------------------------------------
 
 FIT_WORKER = """
