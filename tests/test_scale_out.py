@@ -163,6 +163,8 @@ def test_the_launcher_loads_no_torch_before_it_hands_over_to_a_one_process_stage
                         "('torch', 'torchvision', 'numpy')))")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "[]\n"
+
+
 # --- several processes (torchrun, gloo) ---------------------------------------------------
 
 FIT_WORKER = """
