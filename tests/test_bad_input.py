@@ -372,6 +372,13 @@ def group(pgid: int) -> list[int]:
     return members
 
 
+def terminal_sigint() -> None:
+    """`preexec_fn` of a stage the test interrupts: Ctrl-C's default action, as a terminal gives it.
+    A test run started in the background by a non-interactive shell (`pytest ... &`) ignores SIGINT,
+    and an ignored signal stays ignored across fork and exec: the stage would never see Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt(cwd: Path, stage: str, ready, sig: int = signal.SIGINT, delay: float = 0.0,
               timeout: float = 120) -> subprocess.CompletedProcess:
     """Start a stage in its own process group, wait until `ready(pid)` (then `delay` s), send `sig`
@@ -379,7 +386,7 @@ def interrupt(cwd: Path, stage: str, ready, sig: int = signal.SIGINT, delay: flo
     out, err = cwd / ".stage.out", cwd / ".stage.err"
     with open(out, "w") as stdout, open(err, "w") as stderr:
         proc = subprocess.Popen(command(stage), cwd=cwd, env=ENV, stdout=stdout, stderr=stderr,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=terminal_sigint)
     try:
         deadline = time.monotonic() + timeout
         while not ready(proc.pid):

@@ -20,6 +20,7 @@ import torch
 import yaml
 from torch.utils.data import DistributedSampler
 
+from test_bad_input import terminal_sigint
 from test_pipeline_dvc import TINY, repo, run, set_yaml, stages_run  # noqa: F401 (repo: the tiny pipeline fixture)
 from twostream import distributed, launch
 from twostream.checkpoint import load_checkpoint, load_model
@@ -272,7 +273,8 @@ def test_ddp_ctrl_c_stops_every_process_with_status_130(tmp_path):
     script.write_text(SLEEPING_STAGE)
     runtime = runtime_file(tmp_path / "r.yaml", nproc=2)
     proc = subprocess.Popen([sys.executable, "-m", "twostream.launch", str(script), "--runtime", str(runtime)],
-                            cwd=ROOT, env=env(), stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            cwd=ROOT, env=env(), stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=terminal_sigint)
     try:
         deadline = time.monotonic() + 120
         while not all((tmp_path / f"started{r}").exists() for r in (0, 1)):
