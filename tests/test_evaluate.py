@@ -1,4 +1,5 @@
 import dataclasses
+import os
 
 import numpy as np
 import pytest
@@ -166,3 +167,24 @@ def test_predict_dataset_keeps_the_order_and_all_samples():
     with torch.no_grad():
         np.testing.assert_allclose(logits, model(x).numpy(), rtol=1e-6, atol=1e-6)
     assert not model.training  # evaluated in eval mode
+
+
+class _PidDataset(torch.utils.data.Dataset):
+    """Each sample is the id of the process that loaded it."""
+
+    def __len__(self) -> int:
+        return 10
+
+    def __getitem__(self, index: int):
+        return torch.tensor([float(os.getpid())]), 0
+
+
+def test_evaluation_on_the_cpu_loads_in_this_process_whatever_num_workers_says():
+    # make_loader(shuffle=False) on the CPU: a worker per test or val set cost more than it saved
+    runtime = dataclasses.replace(load_runtime("runtime.yaml"), device="cpu", num_workers=2, progress=False)
+    identity = nn.Linear(1, 1)
+    with torch.no_grad():
+        identity.weight.fill_(1.0)
+        identity.bias.zero_()
+    logits, _ = predict_dataset(identity, _PidDataset(), batch_size=4, runtime=runtime, amp=False)
+    assert set(logits[:, 0].round().astype(int).tolist()) == {os.getpid()}
