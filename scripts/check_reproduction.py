@@ -2,6 +2,12 @@
 clone, every test accuracy in metrics/accuracy.json (each model's, one clip and video level) must
 match the committed one within --tolerance.
 
+The tolerance holds on the kind of machine that produced the commit. Another CPU instruction set
+(AVX2 vs AVX-512), another device or another library build rounds the training arithmetic
+differently, and training turns that into a different, equally valid run (README, "What is a param
+and what is not"): there, expect FAIL lines, while `git diff dvc.lock` still shows the data stages'
+outputs unchanged.
+
     python scripts/check_reproduction.py [--rev HEAD] [--tolerance 0.01]
 """
 from __future__ import annotations
@@ -50,7 +56,12 @@ def main() -> int:
     args = parser.parse_args()
     lines = compare(json.loads(Path(ACCURACY).read_text()), committed(args.rev, ACCURACY), args.tolerance)
     print("\n".join(lines))
-    return 1 if any(line.startswith("FAIL") for line in lines) else 0
+    if any(line.startswith("FAIL") for line in lines):
+        print("note: the committed run came from one kind of machine; another CPU instruction set or device "
+              "rounds differently and trains a different run. Compare on the same kind of machine, and check "
+              "with `git diff dvc.lock` that only training stages changed.", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
