@@ -1,12 +1,16 @@
-"""Stage finetune@<position>: the Stanford40 frame model fine-tuned on HMDB51 frames at one frame
-position (all layers trainable). The model at params `frames.position` is the pipeline's HMDB51
-frame model; the five together are the frame-position study."""
+"""Stage finetune: the Stanford40 frame model fine-tuned on HMDB51 frames (all layers trainable) once at
+each of the five frame positions, one after the other in one process: the frame-position study. The
+model at params `frames.position` is the pipeline's HMDB51 frame model.
+
+Each position starts from the same Stanford40 model with the RNGs seeded afresh, so its model is what a
+process of its own would train; one process saves starting Python, torch and DVC four more times."""
 from pathlib import Path
 
+from twostream import distributed
 from twostream.checkpoint import checkpoint_meta, load_model, spec_of
-from twostream.cli import run_stage, stage_parser
+from twostream.cli import log, run_stage, stage_parser
 from twostream.datasets import FrameDataset, hmdb51_subset
-from twostream.model_table import BY_STAGE
+from twostream.model_table import BY_STAGE, model_path
 from twostream.params import FRAME_POSITIONS
 from twostream.train import seed_everything, stage_params, train_stage
 
@@ -14,22 +18,29 @@ STAGE = "finetune"
 
 
 def main(args, params, runtime):
-    seed_everything(params.seed)
-    entry, frames = BY_STAGE[STAGE], Path(args.frames)
+    entry, frames, init = BY_STAGE[STAGE], Path(args.frames), Path(args.init)
     augment = params.augment if params.finetune.augment else None
     train, val = hmdb51_subset(frames, None, "train"), hmdb51_subset(frames, None, "val")
-    model, init = load_model(Path(args.init))
-    meta = checkpoint_meta(spec_of(init), model, entry.dataset, entry.classes, train.image_size,
-                           stage_params(params, STAGE, position=args.position), position=args.position)
-    train_stage(STAGE, model, FrameDataset(train, augment, args.position), FrameDataset(val, None, args.position),
-                params, runtime, Path(args.out), Path(args.curves), meta)
+    with distributed.process_group(runtime.device):  # one process group (torchrun) for the five
+        for i, position in enumerate(args.positions, 1):
+            log.info("%s: frame position %s (%d of %d)", STAGE, position, i, len(args.positions))
+            seed_everything(params.seed)
+            model, checkpoint = load_model(init)  # builds the network: the RNGs' use as in a process of its own
+            meta = checkpoint_meta(spec_of(checkpoint), model, entry.dataset, entry.classes, train.image_size,
+                                   stage_params(params, STAGE, position=position), position=position)
+            train_stage(STAGE, model, FrameDataset(train, augment, position), FrameDataset(val, None, position),
+                        params, runtime, model_path(Path(args.models), entry.name, position),
+                        Path(args.curves) / position, meta)
 
 
 if __name__ == "__main__":
     parser = stage_parser(__doc__)
     parser.add_argument("--frames", required=True, help="sample_frames' output directory")
     parser.add_argument("--init", required=True, help="the trained Stanford40 frame model")
-    parser.add_argument("--position", required=True, choices=FRAME_POSITIONS, help="frame position")
-    parser.add_argument("--out", required=True, help="model file to write")
-    parser.add_argument("--curves", required=True, help="directory for the per-epoch curves (TSV)")
+    parser.add_argument("--positions", nargs="+", choices=FRAME_POSITIONS, default=list(FRAME_POSITIONS),
+                        help="frame positions to fine-tune at, in this order (default: all five, as the pipeline)")
+    parser.add_argument("--models", required=True,
+                        help="models directory: writes hmdb51_frames/<position>.pt for each position")
+    parser.add_argument("--curves", required=True,
+                        help="directory for the per-epoch curves (TSV), a subdirectory per position")
     run_stage(main, parser)

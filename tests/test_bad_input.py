@@ -53,8 +53,8 @@ STAGE_ARGS = {
     "sample_frames": ["--raw", "data/raw/hmdb51", "--manifests", "data/manifests", "--out", "data/frames"],
     "train_spatial": ["--images", "data/images", "--out", "models/stanford40_frames.pt",
                       "--curves", "plots/training/stanford40_frames"],
-    "finetune": ["--frames", "data/frames", "--init", "models/stanford40_frames.pt", "--position", "middle",
-                 "--out", "models/hmdb51_frames/middle.pt", "--curves", "plots/training/hmdb51_frames/middle"],
+    "finetune": ["--frames", "data/frames", "--init", "models/stanford40_frames.pt", "--models", "models",
+                 "--curves", "plots/training/hmdb51_frames"],
 }
 LEFTOVER = re.compile(r"\..+\.([a-z0-9_]{8}\.tmp|old)")
 

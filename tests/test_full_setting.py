@@ -26,6 +26,7 @@ SEED = {
     "train_flow.epochs": 21, "train_flow.step_size": 5, "train_flow.gamma": 0.5, "train_flow.lr": 1e-4, "train_flow.warmup_epochs": 0,
     "train_flow.augment": False,
     "train_fusion.epochs": 6, "train_fusion.step_size": 2, "train_fusion.gamma": 0.3, "train_fusion.lr": 1e-4, "train_fusion.warmup_epochs": 0,
+    "train_fusion.augment": True,
 }
 
 

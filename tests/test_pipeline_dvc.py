@@ -35,8 +35,7 @@ TINY = {
     "train_flow.epochs": 1,
     "train_fusion.epochs": 1,
 }
-TRAINING = {"train_spatial", "train_flow", "train_fusion"} | {
-    f"finetune@{p}" for p in ("first", "first_middle", "middle", "middle_last", "last")}
+TRAINING = {"train_spatial", "finetune", "train_flow", "train_fusion"}
 
 
 def set_yaml(path, changes):

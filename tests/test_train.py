@@ -176,10 +176,13 @@ def test_a_lone_last_training_sample_is_dropped():
 
 
 def test_stage_params_records_what_the_stage_tracks():
-    recorded = stage_params(PARAMS, "train_spatial", frames={"position": "middle"})
+    augmenting = dataclasses.replace(PARAMS, train_spatial=dataclasses.replace(PARAMS.train_spatial, augment=True))
+    recorded = stage_params(augmenting, "train_spatial", frames={"position": "middle"})
     assert set(recorded) == {"seed", "model", "train", "train_spatial", "augment", "frames"}
     assert recorded["train_spatial"]["lr"] == PARAMS.train_spatial.lr
     assert recorded["augment"]["color_jitter"] == PARAMS.augment.color_jitter
+    plain = dataclasses.replace(PARAMS, train_spatial=dataclasses.replace(PARAMS.train_spatial, augment=False))
+    assert "augment" not in stage_params(plain, "train_spatial")  # without augmentation its params are not used
     flow = stage_params(PARAMS, "train_flow")  # flow stacks are not augmented: augment is not tracked
     assert set(flow) == {"seed", "model", "train", "train_flow"}
     with pytest.raises(ParamsError, match="unknown training stage"):

@@ -1,0 +1,34 @@
+"""The finetune stage trains the five frame positions one after the other in one process; each position's
+model must be what that position alone, in a process of its own, would train."""
+from __future__ import annotations
+
+import pytest
+import torch
+from test_bad_input import ok, prepared, run_stage, spatial_model, ws  # noqa: F401 (fixtures)
+
+from twostream.params import FRAME_POSITIONS
+
+
+def weights(path):
+    return torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+
+
+def same(a, b) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_each_position_trains_as_if_alone(ws):  # noqa: F811 (fixture)
+    spatial_model(ws / "models/stanford40_frames.pt", 32)
+    ok(run_stage(ws, "finetune"))
+    models = ws / "models/hmdb51_frames"
+    assert sorted(p.stem for p in models.glob("*.pt")) == sorted(FRAME_POSITIONS)
+    assert all((ws / "plots/training/hmdb51_frames" / p / "val/accuracy.tsv").is_file() for p in FRAME_POSITIONS)
+    together = {p: weights(models / f"{p}.pt") for p in FRAME_POSITIONS}
+    assert not same(together["first"], together["last"])  # the positions train on different frames
+
+    last = FRAME_POSITIONS[-1]  # trained after the other four in the stage's process
+    alone = ws / "alone"
+    ok(run_stage(ws, "finetune", "--positions", last, "--models", str(alone), "--curves", str(ws / "alone_curves")))
+    assert [p.stem for p in (alone / "hmdb51_frames").glob("*.pt")] == [last]
+    assert same(weights(alone / "hmdb51_frames" / f"{last}.pt"), together[last])
