@@ -2,9 +2,13 @@
 model must be what that position alone, in a process of its own, would train."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
-from test_bad_input import ok, prepared, run_stage, spatial_model, ws  # noqa: F401 (fixtures)
+from test_bad_input import ENV, ROOT, STAGE_ARGS, ok, prepared, run_stage, spatial_model, ws  # noqa: F401
+from test_pipeline_dvc import set_yaml
 
 from twostream.params import FRAME_POSITIONS
 
@@ -32,3 +36,17 @@ def test_each_position_trains_as_if_alone(ws):  # noqa: F811 (fixture)
     ok(run_stage(ws, "finetune", "--positions", last, "--models", str(alone), "--curves", str(ws / "alone_curves")))
     assert [p.stem for p in (alone / "hmdb51_frames").glob("*.pt")] == [last]
     assert same(weights(alone / "hmdb51_frames" / f"{last}.pt"), together[last])
+
+
+@pytest.mark.slow
+def test_positions_share_one_process_group_under_torchrun(ws):  # noqa: F811 (fixture)
+    # nproc 2 (gloo on the CPU): the stage joins torchrun's process group once for all its positions
+    spatial_model(ws / "models/stanford40_frames.pt", 32)
+    set_yaml(ws / "runtime.yaml", {"nproc": 2})
+    proc = subprocess.run([sys.executable, "-m", "twostream.launch", str(ROOT / "stages/finetune.py"), "--params",
+                           "params.yaml", "--runtime", "runtime.yaml", *STAGE_ARGS["finetune"], "--positions", "first",
+                           "last"], cwd=ws, env=ENV, capture_output=True, text=True, timeout=600, check=False)
+    ok(proc)
+    assert proc.stderr.count("process group: rank 0 of 2") == 1  # joined once (rank 0 logs it), not per position
+    assert sorted(p.name for p in (ws / "models/hmdb51_frames").iterdir()) == ["first.pt", "last.pt"]
+    assert not same(weights(ws / "models/hmdb51_frames/first.pt"), weights(ws / "models/hmdb51_frames/last.pt"))
