@@ -7,7 +7,7 @@ process of its own would train; one process saves starting Python, torch and DVC
 from pathlib import Path
 
 from twostream import distributed
-from twostream.checkpoint import checkpoint_meta, load_model, spec_of
+from twostream.checkpoint import checkpoint_meta, load_model, rebuild, spec_of
 from twostream.cli import log, run_stage, stage_parser
 from twostream.datasets import FrameDataset, hmdb51_subset
 from twostream.model_table import BY_STAGE, model_path
@@ -21,11 +21,12 @@ def main(args, params, runtime):
     entry, frames, init = BY_STAGE[STAGE], Path(args.frames), Path(args.init)
     augment = params.augment if params.finetune.augment else None
     train, val = hmdb51_subset(frames, None, "train"), hmdb51_subset(frames, None, "val")
+    _, checkpoint = load_model(init)  # read and checked once, before any output is written
     with distributed.process_group(runtime.device):  # one process group (torchrun) for the five
         for i, position in enumerate(args.positions, 1):
             log.info("%s: frame position %s (%d of %d)", STAGE, position, i, len(args.positions))
             seed_everything(params.seed)
-            model, checkpoint = load_model(init)  # builds the network: the RNGs' use as in a process of its own
+            model = rebuild(checkpoint)  # builds the network: the RNGs' use as in a process of its own
             meta = checkpoint_meta(spec_of(checkpoint), model, entry.dataset, entry.classes, train.image_size,
                                    stage_params(params, STAGE, position=position), position=position)
             train_stage(STAGE, model, FrameDataset(train, augment, position), FrameDataset(val, None, position),

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from test_bad_input import ENV, ROOT, STAGE_ARGS, ok, prepared, run_stage, spatial_model, ws  # noqa: F401
+from test_bad_input import ENV, command, ok, prepared, run_stage, spatial_model, ws  # noqa: F401
 from test_pipeline_dvc import set_yaml
 
 from twostream.params import FRAME_POSITIONS
@@ -43,9 +43,8 @@ def test_positions_share_one_process_group_under_torchrun(ws):  # noqa: F811 (fi
     # nproc 2 (gloo on the CPU): the stage joins torchrun's process group once for all its positions
     spatial_model(ws / "models/stanford40_frames.pt", 32)
     set_yaml(ws / "runtime.yaml", {"nproc": 2})
-    proc = subprocess.run([sys.executable, "-m", "twostream.launch", str(ROOT / "stages/finetune.py"), "--params",
-                           "params.yaml", "--runtime", "runtime.yaml", *STAGE_ARGS["finetune"], "--positions", "first",
-                           "last"], cwd=ws, env=ENV, capture_output=True, text=True, timeout=600, check=False)
+    launched = [sys.executable, "-m", "twostream.launch", *command("finetune", "--positions", "first", "last")[1:]]
+    proc = subprocess.run(launched, cwd=ws, env=ENV, capture_output=True, text=True, timeout=600, check=False)
     ok(proc)
     assert proc.stderr.count("process group: rank 0 of 2") == 1  # joined once (rank 0 logs it), not per position
     assert sorted(p.name for p in (ws / "models/hmdb51_frames").iterdir()) == ["first.pt", "last.pt"]
