@@ -1,0 +1,1 @@
+"""Subcommands of the `twostream` command (see `twostream.console`)."""

@@ -1,0 +1,14 @@
+"""twostream export: not implemented yet."""
+from __future__ import annotations
+
+import argparse
+
+from twostream.errors import InputError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def run(args: argparse.Namespace) -> int:
+    raise InputError("twostream export is not implemented yet")
