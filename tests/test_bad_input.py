@@ -55,6 +55,8 @@ STAGE_ARGS = {
                       "--curves", "plots/training/stanford40_frames"],
     "finetune": ["--frames", "data/frames", "--init", "models/stanford40_frames.pt", "--models", "models",
                  "--curves", "plots/training/hmdb51_frames"],
+    "evaluate": ["--images", "data/images", "--frames", "data/frames", "--flow", "data/flow", "--models", "models",
+                 "--metrics", "metrics", "--plots", "plots"],
 }
 LEFTOVER = re.compile(r"\..+\.([a-z0-9_]{8}\.tmp|old)")
 
@@ -163,6 +165,30 @@ def test_model_file_that_does_not_load(ws):
     assert line.endswith("); re-run the stage that trains it")
     assert sorted(p.name for p in (ws / "models").iterdir()) == ["stanford40_frames.pt"]
     assert not (ws / "plots").exists()
+
+
+class Payload:
+    """Unpickling this calls `open(marker, "w")`: a file that appears shows that loading ran code."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+def test_model_file_carrying_code_is_refused_by_evaluate_and_nothing_runs(ws):
+    import torch
+
+    (ws / "models").mkdir()
+    marker = ws / "payload-ran"
+    torch.save({"spec": Payload(marker), "state_dict": {}}, ws / "models/stanford40_frames.pt")
+    line = failed(run_stage(ws, "evaluate"))
+    assert not marker.exists()
+    assert line == ("error: models/stanford40_frames.pt: refused: the model file holds more than weights and plain data "
+                    "(Unsupported global: GLOBAL io.open), which could run code if loaded; nothing of it was run: delete "
+                    "it and re-run the stage that trains it (or get the file from a source you trust)")
+    assert not (ws / "metrics").exists() and not (ws / "plots").exists()
 
 
 @pytest.mark.slow

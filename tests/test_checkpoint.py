@@ -114,3 +114,59 @@ def test_weights_that_do_not_fit_the_spec_name_the_file(tmp_path, trained):
     save_checkpoint(path, model, wrong, 1, HISTORY)
     with pytest.raises(InputError, match=rf"^{path}: the weights do not fit the recorded model"):
         load_model(path)
+
+
+class Payload:
+    """Unpickling this calls `open(marker, "w")`: a file that appears shows that loading ran code."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+def payload_model_file(path, marker, trained):
+    """A model file with every key of a real one, and a pickled program in its spec."""
+    _, model, meta = trained
+    save_checkpoint(path, model, meta, 1, HISTORY)
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["spec"] = Payload(marker)
+    torch.save(checkpoint, path)
+    return path
+
+
+def test_a_model_file_carrying_code_is_refused_in_one_line_and_nothing_runs(tmp_path, trained):
+    marker = tmp_path / "ran"
+    path = payload_model_file(tmp_path / "m.pt", marker, trained)
+    torch.load(path, weights_only=False)  # the payload is live: an unsafe load runs it
+    assert marker.exists()
+    marker.unlink()
+    with pytest.raises(InputError) as caught:
+        load_model(path)
+    message = str(caught.value)
+    assert "\n" not in message and not marker.exists()
+    assert message == (f"{path}: refused: the model file holds more than weights and plain data (Unsupported global: "
+                       f"GLOBAL io.open), which could run code if loaded; nothing of it was run: delete it and re-run "
+                       f"the stage that trains it (or get the file from a source you trust)")
+
+
+def test_every_saved_checkpoint_loads_with_weights_only(tmp_path, trained):
+    _, model, meta = trained
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, model, {**meta, "extra": {"size": 224, "mean": (0.485, 0.456, 0.406), "none": None}},
+                    1, HISTORY)
+    checkpoint = torch.load(path, weights_only=True)
+    assert checkpoint["extra"] == {"size": 224, "mean": (0.485, 0.456, 0.406), "none": None}
+
+
+def test_saving_anything_but_plain_data_is_a_bug_caught_before_writing(tmp_path, trained):
+    import numpy as np
+
+    _, model, meta = trained
+    path = tmp_path / "m.pt"
+    with pytest.raises(TypeError, match=r"checkpoint\['params'\]\['lr'\]: numpy.float64 is not plain data"):
+        save_checkpoint(path, model, {**meta, "params": {"lr": np.float64(0.1)}}, 1, HISTORY)
+    with pytest.raises(TypeError, match=r"checkpoint\['history'\]\[0\]: key 1 is not a string"):
+        save_checkpoint(path, model, meta, 1, [{1: 2.0}])
+    assert not path.exists()

@@ -109,3 +109,31 @@ def test_prepare_torch_home_links_real_weights_and_stands_in_for_the_rest(tmp_pa
     assert not is_standin(checkpoints / googlenet.name)
     assert (checkpoints / googlenet.name).resolve() == googlenet.resolve()
     assert weights_mod.main.__doc__
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):  # unpickling calls open(marker, "w"): a file that appears shows code ran
+        return open, (self.marker, "w")
+
+
+def test_a_cached_weights_file_carrying_code_is_refused_and_nothing_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda *a, **k: pytest.fail("must not download"))
+    weights = ResNet18_Weights.IMAGENET1K_V1
+    path = weights_path(weights)
+    path.parent.mkdir(parents=True)
+    marker = tmp_path / "ran"
+    torch.save({"conv1.weight": torch.zeros(1), "fc.bias": _Payload(marker)}, path)
+    torch.load(path, weights_only=False)  # the payload is live: an unsafe load runs it
+    assert marker.exists()
+    marker.unlink()
+    with pytest.raises(WeightsUnavailable) as caught:
+        load_pretrained(weights)
+    assert not marker.exists()
+    assert str(caught.value) == (
+        f"{path}: refused: the weights file of ResNet18_Weights.IMAGENET1K_V1 holds more than tensors and plain "
+        f"data (Unsupported global: GLOBAL io.open), which could run code if loaded; nothing of it was run: delete "
+        f"it and let torchvision download the real file (https://download.pytorch.org/models/resnet18-f37072fd.pth)")

@@ -6,9 +6,16 @@ image size, its parameter count, the training history and best epoch, and the pa
 training stage tracks. It is written with `torch.save` to an open file handle inside an
 atomic write: torch stores the *file name* it is given inside the archive, so saving to the
 temporary path would make identical weights give different bytes on every run.
+
+A model file may come from a stranger (a shared DVC remote, `dvc pull --run-cache`), so it is
+data, never code: it is read with `torch.load(weights_only=True)`, which unpickles only
+tensors and plain containers and refuses anything else before it can run. A checkpoint
+therefore holds only dicts with string keys, lists, tuples, strings, numbers, booleans, None
+and tensors (`save_checkpoint` checks this, so every file it writes loads).
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +25,30 @@ from torch import nn
 from twostream.errors import InputError, MissingInputError
 from twostream.io import atomic_path
 from twostream.models import ModelSpec, build_model, count_parameters
+from twostream.weights import refusal
 
 REQUIRED = ("spec", "state_dict", "dataset", "classes", "image_size", "num_params", "history", "best_epoch",
             "epochs")
+
+
+# what torch.load(weights_only=True) reads back: these exact types (np.float64 is a float subclass, and
+# refused), tensors, and containers of them
+PLAIN = (str, int, float, bool, type(None))
+
+
+def check_plain(value: Any, where: str = "checkpoint") -> None:
+    """Raise TypeError naming the entry when `value` holds anything but plain data and tensors."""
+    if type(value) in (dict, OrderedDict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{where}: key {key!r} is not a string")
+            check_plain(item, f"{where}[{key!r}]")
+    elif type(value) in (list, tuple):
+        for i, item in enumerate(value):
+            check_plain(item, f"{where}[{i}]")
+    elif type(value) not in PLAIN and not isinstance(value, torch.Tensor):
+        raise TypeError(f"{where}: {type(value).__module__}.{type(value).__qualname__} is not plain data "
+                        f"(a model file holds only dicts, lists, strings, numbers, booleans, None and tensors)")
 
 
 def checkpoint_meta(spec: ModelSpec, model: nn.Module, dataset: str, classes: tuple[str, ...],
@@ -36,18 +64,25 @@ def save_checkpoint(path: Path | str, model: nn.Module, meta: dict[str, Any], be
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     checkpoint = {**meta, "state_dict": state, "best_epoch": int(best_epoch), "epochs": len(history),
                   "history": history}
+    check_plain(checkpoint)  # a bug, not bad input: every model file must load with weights_only=True
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         torch.save(checkpoint, fh)
 
 
 def load_checkpoint(path: Path | str) -> dict[str, Any]:
-    """A checkpoint dict; a missing, unreadable or foreign file names the stage to re-run."""
+    """A checkpoint dict; a missing, unreadable or foreign file names the stage to re-run. Read with
+    `weights_only=True`: a file holding anything but tensors and plain data is refused before any of it runs."""
     path = Path(path)
     if not path.is_file():
         raise MissingInputError(f"{path}: model not found; run the stage that trains it (`dvc repro`)")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated or foreign file: torch raises several types
+        reason = refusal(exc)
+        if reason:
+            raise InputError(f"{path}: refused: the model file holds more than weights and plain data ({reason}), "
+                             f"which could run code if loaded; nothing of it was run: delete it and re-run the stage "
+                             f"that trains it (or get the file from a source you trust)") from None
         raise InputError(f"{path}: cannot load the model file ({' '.join(str(exc).split())}); "
                          f"re-run the stage that trains it") from None
     missing = [k for k in REQUIRED if not isinstance(checkpoint, dict) or k not in checkpoint]

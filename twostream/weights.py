@@ -11,11 +11,17 @@ real-size timing run (`make realsize`) use them. torch.hub verifies the hash in 
 only when it downloads the file, so a cached stand-in loads like a real file: each one has a
 marker file next to it (`<file>.standin`), and loading a marked file logs a loud WARNING.
 Stand-ins are never written over a real file, and the stages never write any.
+
+A cached file is data, never code: it is read with `weights_only=True` (tensors and plain
+containers only), so a weights file that carries a pickled program is refused before any of it
+runs, whether it was downloaded, copied in by hand or is a stand-in.
 """
 from __future__ import annotations
 
 import logging
 import os
+import pickle
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -44,14 +50,31 @@ def is_standin(path: Path) -> bool:
     return standin_marker(Path(path)).exists()
 
 
+def refusal(exc: BaseException) -> str | None:
+    """The short reason when `torch.load(weights_only=True)` refused a file's contents (None: another failure)."""
+    text = str(exc)
+    if not isinstance(exc, pickle.UnpicklingError) or "weights only load failed" not in text.lower():
+        return None
+    match = re.search(r"WeightsUnpickler error: ([^\n]*?)(?: was not an allowed global| Please|\n|$)", text)
+    return " ".join(match.group(1).split()).rstrip(".") if match else "objects other than tensors and plain data"
+
+
 def load_pretrained(weights: WeightsEnum) -> dict[str, Any]:
     """State dict of `weights` from the TORCH_HOME cache, downloading it if possible."""
     path = weights_path(weights)
     if not path.is_file():
         log.info("downloading %s to %s", weights, path)
     try:
-        state = weights.get_state_dict(progress=True, check_hash=True)
-    except (OSError, RuntimeError) as exc:  # URLError is an OSError; hash mismatch a RuntimeError
+        state = weights.get_state_dict(progress=True, check_hash=True, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a refused pickle is an UnpicklingError
+        reason = refusal(exc)
+        if reason:
+            raise WeightsUnavailable(
+                f"{path}: refused: the weights file of {weights} holds more than tensors and plain data "
+                f"({reason}), which could run code if loaded; nothing of it was run: delete it and let "
+                f"torchvision download the real file ({weights.url})") from None
+        if not isinstance(exc, (OSError, RuntimeError)):  # URLError is an OSError; hash mismatch a RuntimeError
+            raise
         raise WeightsUnavailable(
             f"pretrained weights {weights} are not available: {path} "
             f"{'exists but could not be loaded' if path.is_file() else 'is missing'} "
