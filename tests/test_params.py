@@ -194,3 +194,85 @@ def test_missing_runtime_key(tmp_path, raw_runtime):
     path.write_text(yaml.safe_dump(mutate(raw_runtime, "downloads.cache_dir", delete=True)))
     with pytest.raises(ParamsError, match=rf"^{path}: downloads.cache_dir: missing key$"):
         load_runtime(path)
+
+
+# ----------------------------------------------------------------------------- bounds on what sizes the work
+
+@pytest.mark.parametrize("dotted, value, message", [
+    ("image.size", 100_000, "image.size: must be <= 512 (the prepared arrays grow with its square; the seed uses 224), "
+                            "got 100000"),
+    ("image.size", 544, "image.size: must be <= 512"),
+    ("flow.raft_updates", 10**9, "flow.raft_updates: must be <= 32 (flow time grows with it; the seed uses 12), "
+                                 "got 1000000000"),
+    ("video_test.clips", 10**9, "video_test.clips: must be <= 30 (the test arrays and flow time grow with it; the "
+                                "seed's full setting uses 10), got 1000000000"),
+    ("train.batch_size", 4096, "train.batch_size: must be <= 1024 (a batch must fit in memory; the seed uses 32)"),
+    ("seed", 2**32, "seed: must be <= 4294967295 (numpy's and scikit-learn's random states are 32-bit), "
+                    "got 4294967296"),
+])
+def test_params_that_size_the_work_have_upper_bounds(raw, dotted, value, message):
+    with pytest.raises(ParamsError) as err:
+        parse_params(mutate(raw, dotted, value))
+    assert str(err.value).startswith(message)
+
+
+def test_the_bounds_allow_every_committed_setting_and_their_maxima(raw):
+    from twostream.params import (MAX_BATCH_SIZE, MAX_IMAGE_SIZE, MAX_RAFT_UPDATES, MAX_SEED, MAX_TEST_CLIPS,
+                                  apply_overrides, read_overrides)
+
+    full = apply_overrides(raw, read_overrides("params-full.yaml"))
+    assert parse_params(full).image.size == 224 and parse_params(full).video_test.clips == 10
+    assert parse_params(full).flow.raft_updates == 12
+    for extra in ("params-realsize.yaml", "params-dryrun.yaml"):
+        parse_params(apply_overrides(full, read_overrides(extra)))
+    top = {"image.size": MAX_IMAGE_SIZE, "flow.raft_updates": MAX_RAFT_UPDATES, "video_test.clips": MAX_TEST_CLIPS,
+           "train.batch_size": MAX_BATCH_SIZE, "seed": MAX_SEED}
+    params = parse_params(apply_overrides(full, top))
+    assert (params.image.size, params.seed) == (MAX_IMAGE_SIZE, MAX_SEED)
+
+
+def test_the_largest_seed_splits(raw):
+    """numpy and scikit-learn accept the largest seed wherever the pipeline seeds them."""
+    import numpy as np
+    import pandas as pd
+
+    from twostream.data.splits import oversample, split_stanford40
+    from twostream.params import MAX_SEED
+    from twostream.train import seed_everything
+
+    seed_everything(parse_params(mutate(raw, "seed", MAX_SEED)).seed)
+    items = pd.DataFrame({"path": [f"p{i}" for i in range(96)], "label": np.arange(96) % 12,
+                          "class": [f"c{i % 12}" for i in range(96)]})
+    subsets = split_stanford40(items, 0.25, 0.25, MAX_SEED, balance=True)
+    assert sum(len(s) for s in subsets.values()) >= 96 and len(oversample(subsets["test"], MAX_SEED)) == 24
+
+
+@pytest.mark.parametrize("dotted, value, message", [
+    ("nproc", 1000, "nproc: must be <= 64 (training processes on this machine), got 1000"),
+    ("num_workers", 65, "num_workers: must be <= 64 (DataLoader workers per process), got 65"),
+    ("flow_batch_size", 10**6, "flow_batch_size: must be <= 256"),
+    ("processes", 257, "processes: must be <= 256 (data-preparation worker processes), got 257"),
+])
+def test_runtime_sizes_have_upper_bounds(tmp_path, raw_runtime, dotted, value, message):
+    path = tmp_path / "runtime.yaml"
+    path.write_text(yaml.safe_dump(mutate(raw_runtime, dotted, value)))
+    with pytest.raises(ParamsError) as err:
+        load_runtime(path)
+    assert str(err.value).startswith(f"{path}: {message}")
+
+
+@pytest.mark.parametrize("name, loader", [("params.yaml", load_params), ("runtime.yaml", load_runtime)])
+def test_a_file_that_is_not_utf8_names_the_file_and_line(tmp_path, name, loader):
+    text = open(name, encoding="utf-8").read().replace("\n", "\n# caf\u00e9: a comment\n", 3)
+    path = tmp_path / name
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(ParamsError) as err:
+        loader(path)
+    line = text.encode("latin-1")[:text.encode("latin-1").index(b"\xe9")].count(b"\n") + 1
+    assert str(err.value) == f"{path}:{line}: not UTF-8 text (byte 0xe9); save the file as UTF-8"
+
+
+def test_a_params_file_with_a_byte_order_mark_loads(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_bytes(b"\xef\xbb\xbf" + open("params.yaml", "rb").read())
+    assert load_params(path) == load_params("params.yaml")

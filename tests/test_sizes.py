@@ -124,3 +124,39 @@ def test_stanford40_class_sizes():
     assert min(sizes) == round(80 * STANFORD40_CLASS_FACTORS[0])
     assert max(sizes) == round(80 * STANFORD40_CLASS_FACTORS[1])
     assert sorted(stanford40_class_sizes(80, np.random.default_rng(1))) == sorted(sizes)  # only the order is drawn
+
+
+def test_minimum_items_agrees_with_a_plain_search():
+    def plain(classes, test, val):
+        for n in range(classes, 10**6):
+            rest = n
+            if test is not None:
+                out = held_out(n, test)
+                if out < classes or n - out < classes:
+                    continue
+                rest = n - out
+            if held_out(rest, val) >= classes and rest - held_out(rest, val) >= classes:
+                return n
+
+    for test in (None, 0.05, 0.1, 0.5, 0.9, 0.97):
+        for val in (0.05, 0.1, 0.5, 0.95):
+            assert minimum_items(12, test, val) == plain(12, test, val), (test, val)
+
+
+def test_a_test_fraction_near_1_names_the_keys_and_the_real_minimum(params):
+    """It needs 92,500 images per class (a plain search over the first 9,080 sizes used to end in StopIteration)."""
+    with pytest.raises(ParamsError) as err:
+        check_sizes(with_sizes(params, test_fraction=0.9999))
+    assert str(err.value) == ("data.synthetic.images_per_class: 80 is too few for stratified test and val subsets of "
+                              "12 classes (split.test_fraction 0.9999, split.val_fraction 0.1): needs >= 92500")
+    assert check_sizes(with_sizes(params, test_fraction=0.9999, images_per_class=92500)) is None
+    with pytest.raises(ParamsError, match=r"^data\.synthetic\.images_per_class: .*needs >= 92500$"):
+        check_sizes(with_sizes(params, test_fraction=0.9999, images_per_class=92499))
+
+
+@pytest.mark.parametrize("fraction", [0.99999999, 1 - 1e-12])
+def test_a_test_fraction_no_size_can_split_names_the_fractions(params, fraction):
+    with pytest.raises(ParamsError) as err:
+        check_sizes(with_sizes(params, test_fraction=fraction))
+    assert str(err.value).endswith("use a smaller fraction") or str(err.value).endswith("use smaller fractions")
+    assert "split.test_fraction" in str(err.value) or "test_fraction" in str(err.value)

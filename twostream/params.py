@@ -42,6 +42,19 @@ RAFT_MIN_SIZE = 128
 # Both networks downsample by 32 and the fusion joins their feature maps, which meet only then.
 SIZE_MULTIPLE = 32
 
+# Upper bounds on the params that size the work, so that a typo (100000 for 224) fails at once instead
+# of after hours or with an out-of-memory kill. Each allows the full setting with room to spare.
+MAX_SEED = 2**32 - 1          # numpy's and scikit-learn's seeds (RandomState) are 32-bit
+MAX_IMAGE_SIZE = 512          # the arrays grow with its square: the full setting's test flow stacks are
+                              # 360 videos x 10 clips x 8 x 224 x 224 x 3 bytes = 4.3 GB at 224, 22 GB at 512
+MAX_RAFT_UPDATES = 32         # RAFT's paper evaluates with 32; each update is a full pass of the update block
+MAX_TEST_CLIPS = 30           # three times the full setting's 10; arrays and flow time grow linearly
+MAX_BATCH_SIZE = 1024         # train.batch_size: over a third of the full setting's Stanford40 train set
+MAX_FLOW_BATCH_SIZE = 256     # runtime flow_batch_size: RAFT frame pairs per forward pass
+MAX_NPROC = 64                # runtime nproc: training processes on one machine (one GPU each on CUDA)
+MAX_WORKERS = 64              # runtime num_workers: DataLoader workers per process
+MAX_PROCESSES = 256           # runtime processes: data-preparation worker processes
+
 
 def _check(ok: bool, key: str, message: str) -> None:
     if not ok:
@@ -54,6 +67,10 @@ def _positive(key: str, value: float) -> None:
 
 def _non_negative(key: str, value: float) -> None:
     _check(value >= 0, key, f"must be >= 0, got {value!r}")
+
+
+def _at_most(key: str, value: float, bound: int, why: str) -> None:
+    _check(value <= bound, key, f"must be <= {bound} ({why}), got {value!r}")
 
 
 def _fraction(key: str, value: float) -> None:
@@ -121,6 +138,8 @@ class ImageParams:
         _check(self.size >= SIZE_MULTIPLE and self.size % SIZE_MULTIPLE == 0, f"{key}.size",
                f"must be a multiple of {SIZE_MULTIPLE} (>= {SIZE_MULTIPLE}): both networks downsample by "
                f"{SIZE_MULTIPLE} and the fusion joins their feature maps, which meet only then; got {self.size!r}")
+        _at_most(f"{key}.size", self.size, MAX_IMAGE_SIZE,
+                 "the prepared arrays grow with its square; the seed uses 224")
 
 
 @dataclass(frozen=True)
@@ -134,6 +153,8 @@ class VideoTestParams:
 
     def validate(self, key: str) -> None:
         _positive(f"{key}.clips", self.clips)
+        _at_most(f"{key}.clips", self.clips, MAX_TEST_CLIPS, "the test arrays and flow time grow with it; the seed's "
+                 "full setting uses 10")
 
 
 @dataclass(frozen=True)
@@ -144,6 +165,8 @@ class FlowParams:
 
     def validate(self, key: str) -> None:
         _positive(f"{key}.raft_updates", self.raft_updates)
+        _at_most(f"{key}.raft_updates", self.raft_updates, MAX_RAFT_UPDATES,
+                 "flow time grows with it; the seed uses 12")
 
 
 @dataclass(frozen=True)
@@ -175,6 +198,7 @@ class TrainParams:
 
     def validate(self, key: str) -> None:
         _positive(f"{key}.batch_size", self.batch_size)
+        _at_most(f"{key}.batch_size", self.batch_size, MAX_BATCH_SIZE, "a batch must fit in memory; the seed uses 32")
         _non_negative(f"{key}.weight_decay", self.weight_decay)
 
 
@@ -242,6 +266,7 @@ class Params:
 
     def validate(self, key: str) -> None:
         _non_negative("seed", self.seed)
+        _at_most("seed", self.seed, MAX_SEED, "numpy's and scikit-learn's random states are 32-bit")
         _check(not self.train_flow.augment, "train_flow.augment",
                "must be false: flow stacks are not augmented (flips and rotations would corrupt flow directions)")
         if self.flow.method in RAFT_METHODS:
@@ -295,9 +320,14 @@ class RuntimeParams:
 
     def validate(self, key: str) -> None:
         _positive("nproc", self.nproc)
+        _at_most("nproc", self.nproc, MAX_NPROC, "training processes on this machine")
         _non_negative("num_workers", self.num_workers)
+        _at_most("num_workers", self.num_workers, MAX_WORKERS, "DataLoader workers per process")
         _positive("flow_batch_size", self.flow_batch_size)
+        _at_most("flow_batch_size", self.flow_batch_size, MAX_FLOW_BATCH_SIZE, "RAFT frame pairs per pass must fit "
+                 "in memory")
         _non_negative("processes", self.processes)
+        _at_most("processes", self.processes, MAX_PROCESSES, "data-preparation worker processes")
 
     def cpu_processes(self) -> int:
         """Worker processes for CPU-bound data work: `processes`, or every core this process may use."""
@@ -372,7 +402,13 @@ def read_yaml(path: str | Path) -> Any:
     if not path.is_file():
         raise ParamsError(f"{path}: file not found (run from the repository root or pass --params)")
     try:
-        return YAML(typ="safe", pure=True).load(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise ParamsError(f"{path}:{line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); save the file as "
+                          f"UTF-8") from None
+    try:
+        return YAML(typ="safe", pure=True).load(text)
     except YAMLError as exc:
         detail = " ".join(str(exc).split())
         raise ParamsError(f"{path}: not valid YAML: {detail}") from None

@@ -33,7 +33,11 @@ def held_out(count: int, fraction: float) -> int:
 def minimum_items(classes: int, test_fraction: float | None, val_fraction: float) -> int:
     """The smallest number of items that `stratified` test (optional) and val splits accept:
     every held-out part and every remainder needs at least one item per class."""
-    for n in range(classes, 10_000_000):
+    # val needs ceil(v * rest) >= classes and rest - ceil(v * rest) >= classes, so rest > (classes - 1) / v
+    # and rest >= classes / (1 - v); the test split then needs n >= rest / (1 - t): start just below
+    rest = max(classes / (1 - val_fraction), math.floor((classes - 1) / val_fraction) + 1)
+    start = max(classes, int(rest / (1 - (test_fraction or 0.0))) - 1)
+    for n in range(start, start + 10_000_000):
         rest = n
         if test_fraction is not None:
             test = held_out(n, test_fraction)
@@ -43,7 +47,8 @@ def minimum_items(classes: int, test_fraction: float | None, val_fraction: float
         val = held_out(rest, val_fraction)
         if val >= classes and rest - val >= classes:
             return n
-    raise ValueError("no dataset size satisfies these fractions")  # pragma: no cover
+    raise ParamsError(f"split: no dataset size up to {start + 10_000_000:,} can be split with test_fraction "
+                      f"{test_fraction} and val_fraction {val_fraction}; use smaller fractions")
 
 
 def rest_of_class(size: int, count: int, fraction: float) -> int:
@@ -86,8 +91,33 @@ def _videos_ok(per_class: int, classes: int, need_train: int) -> bool:
     return counts[1] * classes >= need_train and counts[1] >= 2
 
 
-def _smallest(first: int, enough: Callable[[int], bool]) -> int:
-    return next(v for v in range(first, 100 * first + 1000) if enough(v))
+# The largest synthetic class size searched for a minimum; split fractions that need more are refused.
+LARGEST_CLASS = 10_000_000
+
+
+def _smallest(first: int, enough: Callable[[int], bool]) -> int | None:
+    """The smallest value >= `first` that is `enough`: every value up to 100 * first + 1000, then (the
+    rules are monotonic at large sizes) a doubling and bisection search up to LARGEST_CLASS; None if none is."""
+    near = 100 * first + 1000
+    found = next((v for v in range(first, near) if enough(v)), None)
+    if found is not None:
+        return found
+    low, high = near - 1, near  # low is not enough
+    while not enough(high):
+        if high >= LARGEST_CLASS:
+            return None
+        low, high = high, min(2 * high, LARGEST_CLASS)
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if enough(mid) else (mid, high)
+    return high
+
+
+def _needs(smallest: int | None, fractions: str) -> str:
+    if smallest is None:
+        return (f"no size up to {LARGEST_CLASS:,} per class suffices: {fractions} hold out too much; "
+                f"use a smaller fraction")
+    return f"needs >= {smallest}"
 
 
 def smallest_sizes(split: SplitParams) -> dict[str, int]:
@@ -96,8 +126,14 @@ def smallest_sizes(split: SplitParams) -> dict[str, int]:
     classes = len(HMDB51_CLASSES)
     need = minimum_items(classes, split.test_fraction, split.val_fraction)
     need_train = minimum_items(classes, None, split.val_fraction)
-    return {"images_per_class": _smallest(1, lambda v: _images_ok(v, classes, need, split.test_fraction)),
-            "videos_per_class": _smallest(2, lambda v: _videos_ok(v, classes, need_train))}
+    sizes = {"images_per_class": _smallest(1, lambda v: _images_ok(v, classes, need, split.test_fraction)),
+             "videos_per_class": _smallest(2, lambda v: _videos_ok(v, classes, need_train))}
+    for name, size in sizes.items():
+        if size is None:
+            raise ParamsError(f"split: no data.synthetic.{name} up to {LARGEST_CLASS:,} can be split with "
+                              f"test_fraction {split.test_fraction} and val_fraction {split.val_fraction}; use "
+                              f"smaller fractions")
+    return sizes
 
 
 def check_sizes(params: Params) -> None:
@@ -116,10 +152,10 @@ def check_sizes(params: Params) -> None:
         return _images_ok(per_class, classes, need, split.test_fraction)
 
     if not images_ok(synthetic.images_per_class):
+        needs = _needs(_smallest(synthetic.images_per_class, images_ok), "split.test_fraction and val_fraction")
         raise ParamsError(f"{key}.images_per_class: {synthetic.images_per_class} is too few for stratified "
                           f"test and val subsets of {classes} classes (split.test_fraction {split.test_fraction}, "
-                          f"split.val_fraction {split.val_fraction}): needs >= "
-                          f"{_smallest(synthetic.images_per_class, images_ok)}")
+                          f"split.val_fraction {split.val_fraction}): {needs}")
     # HMDB51: the clips tagged train, val_fraction of them stratified.
     need_train = minimum_items(classes, None, split.val_fraction)
 
@@ -129,4 +165,5 @@ def check_sizes(params: Params) -> None:
     if not videos_ok(synthetic.videos_per_class):
         raise ParamsError(f"{key}.videos_per_class: {synthetic.videos_per_class} clips per class leave too few "
                           f"training clips for a stratified val subset of {classes} classes (split.val_fraction "
-                          f"{split.val_fraction}): needs >= {_smallest(max(2, synthetic.videos_per_class), videos_ok)}")
+                          f"{split.val_fraction}): "
+                          f"{_needs(_smallest(max(2, synthetic.videos_per_class), videos_ok), 'split.val_fraction')}")
