@@ -88,3 +88,26 @@ def test_check_manifest_names_the_source():
         check_manifest(frame, "hmdb51", "lists/x.txt")
     good = frame.assign(label=[0, 11])
     assert check_manifest(good, "hmdb51", "lists/x.txt") is good
+
+
+@pytest.mark.parametrize("entry, problem", [
+    ("/etc/applauding_001.jpg", "an absolute path"),
+    ("../stanford40/JPEGImages/applauding_001.jpg", "a '..', '.' or empty path component"),
+    ("JPEGImages/../../hmdb51/clap/a.avi", "a '..', '.' or empty path component"),
+    ("JPEGImages//applauding_001.jpg", "a '..', '.' or empty path component"),
+    ("~/applauding_001.jpg", "an absolute path"),
+    ("C:/data/applauding_001.jpg", "an absolute path"),
+    ("JPEGImages\\..\\applauding_001.jpg", "a backslash or NUL in the path"),
+])
+def test_a_path_leaving_the_root_names_file_and_line(tmp_path, entry, problem):
+    path = write(tmp_path, f'"{entry}",0,applauding\n')
+    with pytest.raises(ListError) as err:
+        read_manifest(path, "stanford40")
+    assert str(err.value) == (f"{path}:3: {entry!r} leaves the dataset's root ({problem}): paths must be relative "
+                              f"and stay inside it; re-run the split stage")
+
+
+def test_unusual_but_inside_names_are_accepted(tmp_path):
+    path = write(tmp_path, '"JPEGImages/applauding_002 (copy)..jpg",0,applauding\n',
+                 '"JPEGImages/.hidden/applauding_003.jpg",0,applauding\n')
+    assert len(read_manifest(path, "stanford40")) == 3

@@ -345,3 +345,121 @@ def test_val_groups_source_never_takes_every_train_clip_of_a_class():
         assert set(train["class"]) == set(HMDB51_CLASSES)
         assert not set(val["label"]) & {label for label in range(12) if label % 3 == 0}
         assert len(val) > 0 and not splits.shared_sources(train, val)
+
+
+# --- list encodings and paths that leave the raw root -------------------------------------------------
+
+def test_lists_with_a_byte_order_mark_are_accepted(stanford, tmp_path):
+    root, _ = stanford
+    plain = splits.stanford40_items(root)
+    for name in ("train.txt", "test.txt"):
+        path = root / "ImageSplits" / name
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    pd.testing.assert_frame_equal(splits.stanford40_items(root), plain)
+    hmdb = tmp_path / "hmdb"
+    write_hmdb51(hmdb, [1] * 5 + [2] * 3)
+    before = splits.hmdb51_items(hmdb, 1)
+    for path in (hmdb / "testTrainMulti_7030_splits").iterdir():
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    pd.testing.assert_frame_equal(splits.hmdb51_items(hmdb, 1), before)
+
+
+def test_a_list_that_is_not_utf8_names_file_and_line(stanford):
+    root, _ = stanford
+    path = root / "ImageSplits" / "test.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes() + b"applauding_caf\xe9.jpg\n")
+    line = path.read_bytes().count(b"\n")
+    with pytest.raises(ListError) as err:
+        splits.stanford40_items(root)
+    assert str(err.value) == f"{path}:{line}: not UTF-8 text (byte 0xe9); save the list as UTF-8"
+
+
+@pytest.mark.parametrize("entry", ["../../outside/applauding_001.jpg", "/etc/applauding_001.jpg",
+                                   "JPEGImages/applauding_001.jpg", "..", "sub\\applauding_001.jpg"])
+def test_a_stanford40_list_entry_with_a_directory_is_refused(stanford, entry):
+    root, _ = stanford
+    path = root / "ImageSplits" / "train.txt"
+    path.write_text(entry + "\n" + path.read_text())
+    with pytest.raises(ListError) as err:
+        splits.stanford40_items(root)
+    problem = "is not a file name" if entry == ".." else "must be a file name without a directory"
+    assert str(err.value) == f"{path}:1: {entry!r} {problem} (a list names images of JPEGImages/ by file name)"
+
+
+@pytest.mark.parametrize("entry", ["../../../etc/x.avi", "/tmp/x.avi", "clap/x.avi"])
+def test_an_hmdb51_list_entry_with_a_directory_is_refused(tmp_path, entry):
+    write_hmdb51(tmp_path, [1] * 5 + [2] * 3)
+    path = tmp_path / "testTrainMulti_7030_splits" / "drink_test_split1.txt"
+    path.write_text(path.read_text() + f"{entry} 1\n")
+    with pytest.raises(ListError) as err:
+        splits.hmdb51_items(tmp_path, 1)
+    assert str(err.value) == (f"{path}:9: {entry!r} must be a file name without a directory (a list names clips of "
+                              f"its class's directory by file name)")
+
+
+# --- the exclusion list ------------------------------------------------------------------------------
+
+def test_read_exclusions(tmp_path):
+    path = tmp_path / "exclude.txt"
+    path.write_bytes("\ufeff# damaged files\n\nstanford40/JPEGImages/applauding_001.jpg  # truncated\n"
+                     "hmdb51/clap/a b.avi\n".encode())
+    assert splits.read_exclusions(path) == {"stanford40": {"JPEGImages/applauding_001.jpg"},
+                                            "hmdb51": {"clap/a b.avi"}}
+    assert splits.read_exclusions(None) == {"stanford40": frozenset(), "hmdb51": frozenset()}
+    with pytest.raises(ListError, match=rf"^{tmp_path / 'none.txt'}: exclusion list not found \(it may be empty"):
+        splits.read_exclusions(tmp_path / "none.txt")
+
+
+@pytest.mark.parametrize("entry, problem", [
+    ("JPEGImages/applauding_001.jpg", "it must start with stanford40/ or hmdb51/"),
+    ("stanford40", "it must start with stanford40/ or hmdb51/"),
+    ("/data/raw/hmdb51/clap/a.avi", "an absolute path"),
+    ("hmdb51/../../etc/passwd", "a '..', '.' or empty path component"),
+])
+def test_a_bad_exclusion_names_file_and_line(tmp_path, entry, problem):
+    path = tmp_path / "exclude.txt"
+    path.write_text(f"# comment\n{entry}\n")
+    with pytest.raises(ListError) as err:
+        splits.read_exclusions(path)
+    assert str(err.value) == (f"{path}:2: {entry!r} is not a file under data/raw ({problem}): write paths like "
+                              f"stanford40/JPEGImages/applauding_001.jpg or hmdb51/clap/<clip>.avi")
+
+
+def test_excluded_images_are_in_no_subset_and_need_not_exist(stanford, caplog):
+    root, counts = stanford
+    gone, damaged = "JPEGImages/climbing_003.jpg", "JPEGImages/applauding_007.jpg"
+    (root / gone).unlink()
+    with pytest.raises(ListError, match="climbing_003.jpg does not exist"):
+        splits.stanford40_items(root)
+    items = splits.stanford40_items(root, {gone, damaged, "JPEGImages/not_listed_001.jpg"})
+    assert len(items) == sum(counts[c] for c in STANFORD40_CLASSES) - 2
+    assert not {gone, damaged} & set(items["path"])
+    assert "1 excluded file(s) are not in its lists, e.g. stanford40/JPEGImages/not_listed_001.jpg" in caplog.text
+    parts = splits.split_stanford40(items, 0.1, 0.1, 0, balance=True)
+    assert not any({gone, damaged} & set(frame["path"]) for frame in parts.values())
+
+
+def test_excluded_clips_are_in_no_subset_whatever_their_tag(tmp_path):
+    write_hmdb51(tmp_path, [1] * 20 + [2] * 9 + [0] * 3)
+    excluded = {"clap/clip_clap_0.avi", "drink/clip_drink_25.avi", "wave/clip_wave_30.avi"}
+    (tmp_path / "clap/clip_clap_0.avi").unlink()  # a damaged file deleted: excluded, it need not exist
+    items = splits.hmdb51_items(tmp_path, 1, excluded)
+    assert len(items) == 12 * 32 - 3 and not excluded & set(items["path"])
+    parts = splits.split_hmdb51(items, 0.1, 0, "clip")
+    assert not any(excluded & set(frame["path"]) for frame in parts.values())
+
+
+def test_the_seed_lists_leave_out_excluded_files_every_copy(tmp_path):
+    for dataset, files in (("Stanford40", ["train_files_osamp.txt", "val_files_osamp.txt", "test_files.txt"]),):
+        for name in files:
+            for line in (splits.SEED_LISTS / dataset / name).read_text().split():
+                (tmp_path / "JPEGImages").mkdir(exist_ok=True)
+                (tmp_path / layout.stanford40_image(line)).touch()
+    full = splits.seed_stanford40(tmp_path, balance=True)
+    victim = full["train"]["path"].value_counts().index[0]  # an image the authors duplicated
+    assert (full["train"]["path"] == victim).sum() > 1
+    (tmp_path / victim).unlink()
+    left = splits.seed_stanford40(tmp_path, balance=True, excluded={victim})
+    assert all(victim not in set(frame["path"]) for frame in left.values())
+    assert len(left["train"]) == len(full["train"]) - (full["train"]["path"] == victim).sum()
+    assert len(left["test"]) + len(left["val"]) == len(full["test"]) + len(full["val"])

@@ -50,6 +50,15 @@ STANFORD40_ACTIONS = frozenset((
 ))
 
 
+def bare_name(name: str) -> str | None:
+    """Why a list entry that must be a bare file name is not one (None when it is)."""
+    if "/" in name or "\\" in name or "\0" in name:
+        return "must be a file name without a directory"
+    if name in (".", ".."):
+        return "is not a file name"
+    return None
+
+
 def stanford40_image(file_name: str) -> str:
     """Path of an image relative to the Stanford40 root: `JPEGImages/<file name>`."""
     return f"{STANFORD40_IMAGES}/{file_name}"
@@ -96,6 +105,10 @@ def parse_hmdb51_list(path: Path, lines: list[str]) -> list[tuple[int, str, int]
         if (len(parts) != 2 or not parts[0].endswith(VIDEO_SUFFIX)
                 or parts[1] not in {str(t) for t in HMDB51_TAGS}):
             raise ListError(f"{path}:{number}: expected '<video>{VIDEO_SUFFIX} <0|1|2>', got {line.strip()!r}")
+        problem = bare_name(parts[0])
+        if problem:
+            raise ListError(f"{path}:{number}: {parts[0]!r} {problem} (a list names clips of its class's "
+                            f"directory by file name)")
         entries.append((number, parts[0], int(parts[1])))
     return entries
 

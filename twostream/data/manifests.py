@@ -3,11 +3,13 @@
 Columns `path` (relative to the dataset's raw root), `label` (0..11) and `class` (the
 dataset's own class name); data stages may add columns (e.g. `n_frames`). Every reader goes
 through `read_manifest`, which checks each row against the class table: an unknown class, a
-label out of range or a label that contradicts its class stops with the file and line.
+label out of range or a label that contradicts its class stops with the file and line. A path
+that would leave the raw root (absolute, `..`, a backslash) is refused the same way: a manifest
+or list may come from a stranger, and a stage opens what it names.
 """
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
@@ -16,6 +18,20 @@ from twostream.errors import ListError
 from twostream.io import read_csv
 
 COLUMNS = ("path", "label", "class")
+
+
+def outside_root(path: str) -> str | None:
+    """Why `path` (relative, `/`-separated) could name a file outside its root; None when it cannot."""
+    if not path or path != path.strip():
+        return "an empty path or one with surrounding spaces"
+    if "\\" in path or "\0" in path:
+        return "a backslash or NUL in the path"
+    pure = PurePosixPath(path)
+    if pure.is_absolute() or path.startswith("~") or (len(path) > 1 and path[1] == ":"):
+        return "an absolute path"
+    if any(part in ("..", ".") for part in path.split("/")) or "" in path.split("/"):
+        return "a '..', '.' or empty path component"
+    return None
 
 
 def manifest_name(dataset: str, subset: str) -> str:
@@ -29,6 +45,10 @@ def check_manifest(frame: pd.DataFrame, dataset: str, source: Path | str) -> pd.
     for line, (path, label, name) in enumerate(zip(frame["path"], frame["label"], frame["class"]), start=2):
         if not isinstance(path, str) or not path.strip():
             raise ListError(f"{source}:{line}: empty path; re-run the split stage")
+        problem = outside_root(path)
+        if problem:
+            raise ListError(f"{source}:{line}: {path!r} leaves the dataset's root ({problem}): paths must be "
+                            f"relative and stay inside it; re-run the split stage")
         problem = class_problem(dataset, name, label.item() if hasattr(label, "item") else label)
         if problem:
             raise ListError(f"{source}:{line}: {path}: {problem}")

@@ -17,9 +17,18 @@ sides and val accuracy measures partly recall of that video. `split.val_groups`:
 
 Every list entry must name a file that exists under the raw root, and every class a class of
 the table: a problem stops here, naming the list and the line, not stages later.
+
+Exclusions. `data/raw` is an output of the download stage, so an edit of its lists is undone by
+the next `dvc repro`. A damaged file is left out for good by naming it in the exclusion list, a
+committed file (`exclude.txt` at the repository root, a dependency of the split stage): one path
+per line relative to `data/raw` (`stanford40/JPEGImages/<image>.jpg`, `hmdb51/<class>/<clip>.avi`),
+`#` starts a comment. An excluded file is in no manifest, whichever lists (`split.lists`) are used,
+and it need not exist.
 """
 from __future__ import annotations
 
+import logging
+from collections.abc import Set
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -28,17 +37,64 @@ from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
 from twostream.classes import HMDB51_CLASSES, STANFORD40_CLASSES, label_of
 from twostream.data import layout
-from twostream.data.manifests import COLUMNS, check_manifest
+from twostream.data.manifests import COLUMNS, check_manifest, outside_root
 from twostream.data.sizes import held_out
 from twostream.errors import ListError
 from twostream.params import SUBSETS
 
+log = logging.getLogger(__name__)
 
-def read_list(path: Path) -> list[str]:
-    """The lines of a list file, stripped; a missing file names the stage to run."""
+NO_EXCLUSIONS: frozenset[str] = frozenset()
+
+
+def read_list(path: Path, missing: str = "split list not found; run the download stage first") -> list[str]:
+    """The lines of a UTF-8 list file (a byte-order mark is allowed), stripped; a missing file is a ListError
+    ending in `missing`, text that is not UTF-8 one naming the line."""
     if not path.is_file():
-        raise ListError(f"{path}: split list not found; run the download stage first")
-    return [line.strip() for line in path.read_text(errors="replace").splitlines()]
+        raise ListError(f"{path}: {missing}")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = exc.object[:exc.start].count(b"\n") + 1  # exc.object: the bytes after a byte-order mark
+        raise ListError(f"{path}:{line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); "
+                        f"save the list as UTF-8") from None
+    return [line.strip() for line in text.splitlines()]
+
+
+def read_exclusions(path: Path | None) -> dict[str, frozenset[str]]:
+    """The exclusion list (module docstring) as {dataset: paths relative to its raw root}; None: no list."""
+    excluded: dict[str, set[str]] = {layout.STANFORD40: set(), layout.HMDB51: set()}
+    if path is not None:
+        for number, line in enumerate(read_list(path, "exclusion list not found (it may be empty, not absent)"),
+                                      start=1):
+            entry = line.split("#", 1)[0].strip()
+            if not entry:
+                continue
+            dataset, _, rest = entry.partition("/")
+            problem = outside_root(entry)
+            if problem is None and (dataset not in excluded or not rest):
+                problem = f"it must start with {layout.STANFORD40}/ or {layout.HMDB51}/"
+            if problem:
+                raise ListError(f"{path}:{number}: {entry!r} is not a file under data/raw ({problem}): write paths "
+                                f"like {layout.STANFORD40}/{layout.stanford40_image('applauding_001.jpg')} or "
+                                f"{layout.HMDB51}/{layout.hmdb51_video('clap', '<clip>.avi')}")
+            excluded[dataset].add(rest)
+    return {dataset: frozenset(paths) for dataset, paths in excluded.items()}
+
+
+def drop_excluded(frame: pd.DataFrame, excluded: Set[str], dataset: str) -> pd.DataFrame:
+    """`frame` without the rows whose path is excluded (logged, with any exclusion its lists do not name)."""
+    if not excluded:
+        return frame
+    hit = frame["path"].isin(excluded)
+    if hit.any():
+        log.info("%s: %d listed file(s) left out by the exclusion list", dataset, frame.loc[hit, "path"].nunique())
+    unknown = sorted(set(excluded) - set(frame["path"]))
+    if unknown:
+        log.warning("%s: %d excluded file(s) are not in its lists, e.g. %s/%s", dataset, len(unknown), dataset,
+                    unknown[0])
+    return frame[~hit]
 
 
 def stratified(frame: pd.DataFrame, fraction: float, random_state: int, key: str):
@@ -57,14 +113,18 @@ def stratified(frame: pd.DataFrame, fraction: float, random_state: int, key: str
     return train_test_split(frame, test_size=fraction, stratify=frame["label"], random_state=random_state)
 
 
-def stanford40_items(root: Path) -> pd.DataFrame:
-    """All images of the 12 classes from the official train.txt + test.txt."""
+def stanford40_items(root: Path, excluded: Set[str] = NO_EXCLUSIONS) -> pd.DataFrame:
+    """All images of the 12 classes from the official train.txt + test.txt, less the `excluded` paths."""
     rows = []
     for list_name in layout.STANFORD40_LIST_FILES:
         path = layout.stanford40_list(root, list_name)
         for number, name in enumerate(read_list(path), start=1):
             if not name:
                 continue
+            problem = layout.bare_name(name)
+            if problem:
+                raise ListError(f"{path}:{number}: {name!r} {problem} (a list names images of "
+                                f"{layout.STANFORD40_IMAGES}/ by file name)")
             try:
                 cls = layout.stanford40_class_of(name)
             except ListError as exc:
@@ -72,6 +132,7 @@ def stanford40_items(root: Path) -> pd.DataFrame:
             if cls in STANFORD40_CLASSES:
                 rows.append((layout.stanford40_image(name), cls, f"{path}:{number}"))
     frame = pd.DataFrame(rows, columns=["path", "class", "where"]).drop_duplicates("path")
+    frame = drop_excluded(frame, excluded, layout.STANFORD40)
     missing = [c for c in STANFORD40_CLASSES if c not in set(frame["class"])]
     if missing:
         raise ListError(f"{root / layout.STANFORD40_LISTS}: no images of class(es) {', '.join(missing)}")
@@ -105,19 +166,21 @@ def split_stanford40(items: pd.DataFrame, test_fraction: float, val_fraction: fl
     return {k: v.reset_index(drop=True)[list(COLUMNS)] for k, v in subsets.items()}
 
 
-def hmdb51_items(root: Path, fold: int) -> pd.DataFrame:
-    """Videos of the 12 classes with their tag in official fold `fold`; listed videos must exist."""
+def hmdb51_items(root: Path, fold: int, excluded: Set[str] = NO_EXCLUSIONS) -> pd.DataFrame:
+    """Videos of the 12 classes with their tag in official fold `fold`, less the `excluded` paths; listed
+    videos must exist."""
     rows = []
     for cls in HMDB51_CLASSES:
         path = layout.hmdb51_list(root, cls, fold)
-        entries = layout.parse_hmdb51_list(path, read_list(path))
-        for number, video, tag in entries:
-            relative = layout.hmdb51_video(cls, video)
-            if tag != 0 and not (root / relative).is_file():
-                raise ListError(f"{path}:{number}: {video} (tagged {layout.HMDB51_TAGS[tag]}) does not exist in "
-                                f"{root / cls}; re-run the download stage, or tag it 0 (unused)")
-            rows.append((relative, label_of(cls), cls, tag))
-    return pd.DataFrame(rows, columns=[*COLUMNS, "tag"])
+        for number, video, tag in layout.parse_hmdb51_list(path, read_list(path)):
+            rows.append((layout.hmdb51_video(cls, video), label_of(cls), cls, tag, f"{path}:{number}", video))
+    frame = drop_excluded(pd.DataFrame(rows, columns=[*COLUMNS, "tag", "where", "video"]), excluded, layout.HMDB51)
+    for relative, cls, tag, where, video in zip(frame["path"], frame["class"], frame["tag"], frame["where"],
+                                                frame["video"]):
+        if tag != 0 and not (root / relative).is_file():
+            raise ListError(f"{where}: {video} (tagged {layout.HMDB51_TAGS[tag]}) does not exist in "
+                            f"{root / cls}; re-run the download stage, or tag it 0 (unused)")
+    return frame[[*COLUMNS, "tag"]].reset_index(drop=True)
 
 
 def hmdb51_sources(frame: pd.DataFrame) -> pd.Series:
@@ -198,8 +261,9 @@ def _require_seed_files(frame: pd.DataFrame, root: Path) -> pd.DataFrame:
     return frame
 
 
-def seed_stanford40(root: Path, balance: bool) -> dict[str, pd.DataFrame]:
-    """The authors' exact Stanford40 lists (train/val oversampled by them when `balance`)."""
+def seed_stanford40(root: Path, balance: bool, excluded: Set[str] = NO_EXCLUSIONS) -> dict[str, pd.DataFrame]:
+    """The authors' exact Stanford40 lists (train/val oversampled by them when `balance`), less the `excluded`
+    paths (every copy of an oversampled one)."""
     names = {"train": "train_files_osamp.txt" if balance else "train_files.txt",
              "val": "val_files_osamp.txt" if balance else "val_files.txt", "test": "test_files.txt"}
     out = {}
@@ -208,12 +272,20 @@ def seed_stanford40(root: Path, balance: bool) -> dict[str, pd.DataFrame]:
         classes = [layout.stanford40_class_of(f) for f in files]
         frame = pd.DataFrame({"path": [layout.stanford40_image(f) for f in files],
                               "label": [label_of(c) for c in classes], "class": classes})
-        out[subset] = _require_seed_files(check_manifest(frame, "stanford40", path), root)
-    return out
+        out[subset] = check_manifest(frame, "stanford40", path)
+    return _seed_subsets(out, root, excluded, layout.STANFORD40)
 
 
-def seed_hmdb51(root: Path) -> dict[str, pd.DataFrame]:
-    """The authors' exact HMDB51 fold-1 lists (756 / 84 / 360 clips)."""
+def _seed_subsets(subsets: dict[str, pd.DataFrame], root: Path, excluded: Set[str],
+                  dataset: str) -> dict[str, pd.DataFrame]:
+    listed = pd.concat(subsets.values(), ignore_index=True)
+    drop_excluded(listed, excluded, dataset)  # logs what is left out
+    return {subset: _require_seed_files(frame[~frame["path"].isin(excluded)].reset_index(drop=True), root)
+            for subset, frame in subsets.items()}
+
+
+def seed_hmdb51(root: Path, excluded: Set[str] = NO_EXCLUSIONS) -> dict[str, pd.DataFrame]:
+    """The authors' exact HMDB51 fold-1 lists (756 / 84 / 360 clips), less the `excluded` paths."""
     out = {}
     for subset in SUBSETS:
         files_path, files = _seed_list("HMDB51", f"{subset}_files.txt")
@@ -226,5 +298,5 @@ def seed_hmdb51(root: Path) -> dict[str, pd.DataFrame]:
                             f"hmdb51 classes")
         frame = pd.DataFrame({"path": [layout.hmdb51_video(c, f) for f, c in zip(files, classes)],
                               "label": [label_of(c) for c in classes], "class": classes})
-        out[subset] = _require_seed_files(check_manifest(frame, "hmdb51", labels_path), root)
-    return out
+        out[subset] = check_manifest(frame, "hmdb51", labels_path)
+    return _seed_subsets(out, root, excluded, layout.HMDB51)
