@@ -28,7 +28,7 @@ from test_video import frame_chunks, overstate_frame_count
 from twostream.classes import HMDB51_CLASSES
 
 ROOT = Path(__file__).resolve().parents[1]
-FIX = "replace the file or remove it from the split lists"
+FIX = "replace the file, or leave it out for good: add its path under data/raw to exclude.txt"
 
 # The smallest valid synthetic setting with half of each split held out: 5 images and 3 clips per
 # class (check_params names these minimums; the `prepared` fixture runs it, then download and split).
@@ -48,7 +48,7 @@ RUNTIME = {"device": "cpu", "num_workers": 0, "processes": 1, "progress": False}
 STAGE_ARGS = {
     "check_params": [],
     "download": ["--out", "data/raw"],
-    "split": ["--raw", "data/raw", "--out", "data/manifests"],
+    "split": ["--raw", "data/raw", "--exclude", "exclude.txt", "--out", "data/manifests"],
     "pad_resize": ["--raw", "data/raw/stanford40", "--manifests", "data/manifests", "--out", "data/images"],
     "sample_frames": ["--raw", "data/raw/hmdb51", "--manifests", "data/manifests", "--out", "data/frames"],
     "train_spatial": ["--images", "data/images", "--out", "models/stanford40_frames.pt",
@@ -63,7 +63,7 @@ LEFTOVER = re.compile(r"\..+\.([a-z0-9_]{8}\.tmp|old)")
 
 def workspace(dest: Path, params: dict | None = None, runtime: dict | None = None) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ("params.yaml", "runtime.yaml"):
+    for name in ("params.yaml", "runtime.yaml", "exclude.txt"):
         shutil.copy(ROOT / name, dest / name)
     set_yaml(dest / "params.yaml", {**TINY, **(params or {})})
     set_yaml(dest / "runtime.yaml", {**RUNTIME, **(runtime or {})})
@@ -540,3 +540,86 @@ def test_the_tiny_setting_is_the_named_minimum_of_images_per_class(tmp_path):
     assert line == ("error: params.yaml: data.synthetic.images_per_class: 4 is too few for stratified test and "
                     "val subsets of 12 classes (split.test_fraction 0.5, split.val_fraction 0.5): needs >= 5")
     # 5 is TINY's: the `prepared` fixture runs check_params, download and split on it
+
+
+# --- 6. damaged files are excluded for good; edge cases of params, lists and manifests -------------------
+
+def test_a_damaged_image_is_excluded_for_good_through_exclude_txt(ws):
+    frame = pd.read_csv(ws / "data/manifests/stanford40_train.csv")
+    image = frame["path"][frame["class"] == frame["class"].value_counts().index[0]].iloc[0]  # of the largest class
+    path = ws / "data/raw/stanford40" / image
+    path.write_bytes(path.read_bytes()[:200])
+    line = failed(run_stage(ws, "pad_resize"))
+    assert line.startswith(f"error: data/raw/stanford40/{image}: truncated or corrupt image (")
+    assert line.endswith("; replace the file, or leave it out for good: add its path under data/raw to exclude.txt")
+    with open(ws / "exclude.txt", "a") as fh:
+        fh.write(f"stanford40/{image}  # truncated\n")
+    proc = ok(run_stage(ws, "split"))
+    assert "stanford40: 1 listed file(s) left out by the exclusion list" in proc.stderr
+    manifests = [pd.read_csv(p) for p in (ws / "data/manifests").glob("stanford40_*.csv")]
+    assert len(manifests) == 3 and not any((m["path"] == image).any() for m in manifests)
+    ok(run_stage(ws, "pad_resize"))
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"seed": 2**32}, "seed: must be <= 4294967295 (numpy's and scikit-learn's random states are 32-bit), "
+                      "got 4294967296"),
+    ({"split.test_fraction": 0.9999}, "data.synthetic.images_per_class: 5 is too few for stratified test and val "
+                                      "subsets of 12 classes (split.test_fraction 0.9999, split.val_fraction 0.5): "
+                                      "needs >= 29167"),
+    ({"image.size": 100000}, "image.size: must be <= 512 (the prepared arrays grow with its square; the seed uses "
+                             "224), got 100000"),
+    ({"flow.raft_updates": 10**9}, "flow.raft_updates: must be <= 32 (flow time grows with it; the seed uses 12), "
+                                   "got 1000000000"),
+])
+def test_edge_case_params_end_in_one_line(tmp_path, change, message):
+    ws = workspace(tmp_path, change)
+    assert failed(run_stage(ws, "check_params")) == f"error: params.yaml: {message}"
+
+
+def test_a_params_file_that_is_not_utf8_ends_in_one_line(tmp_path):
+    ws = workspace(tmp_path)
+    text = (ws / "params.yaml").read_text()
+    (ws / "params.yaml").write_bytes(b"# r\xe9sum\xe9 (Latin-1)\n" + text.encode())
+    for stage in ("check_params", "download"):
+        assert failed(run_stage(ws, stage)) == "error: params.yaml:1: not UTF-8 text (byte 0xe9); save the file as UTF-8"
+    assert not (ws / "data").exists()
+
+
+def test_a_runtime_file_that_is_not_utf8_ends_in_one_line(tmp_path):
+    ws = workspace(tmp_path)
+    (ws / "runtime.yaml").write_bytes((ws / "runtime.yaml").read_bytes() + b"# \xff\n")
+    line = failed(run_stage(ws, "download"))
+    assert re.fullmatch(r"error: runtime\.yaml:\d+: not UTF-8 text \(byte 0xff\); save the file as UTF-8", line)
+
+
+def test_split_lists_with_a_byte_order_mark_are_accepted(ws):
+    before = snapshot(ws / "data/manifests")
+    for path in [ws / "data/raw/stanford40/ImageSplits/train.txt",
+                 *(ws / "data/raw/hmdb51/testTrainMulti_7030_splits").iterdir()]:
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    ok(run_stage(ws, "split"))
+    assert snapshot(ws / "data/manifests") == before
+
+
+def test_a_list_entry_leaving_the_raw_root_fails_in_split(ws):
+    lists = ws / "data/raw/stanford40/ImageSplits/train.txt"
+    lists.write_text("../../../../etc/applauding_001.jpg\n" + lists.read_text())
+    before = snapshot(ws / "data/manifests")
+    line = failed(run_stage(ws, "split"))
+    assert line == ("error: data/raw/stanford40/ImageSplits/train.txt:1: '../../../../etc/applauding_001.jpg' must be "
+                    "a file name without a directory (a list names images of JPEGImages/ by file name)")
+    assert snapshot(ws / "data/manifests") == before
+
+
+def test_a_manifest_path_leaving_the_raw_root_stops_the_next_stage(ws):
+    path = ws / "data/manifests/stanford40_val.csv"
+    frame = pd.read_csv(path)
+    outside = "../../../outside/applauding_001.jpg"
+    frame.loc[1, "path"] = outside
+    frame.to_csv(path, index=False)
+    before = snapshot(ws / "data/images")
+    line = failed(run_stage(ws, "pad_resize"))
+    assert line == (f"error: data/manifests/stanford40_val.csv:3: {outside!r} leaves the dataset's root (a '..', '.' "
+                    f"or empty path component): paths must be relative and stay inside it; re-run the split stage")
+    assert snapshot(ws / "data/images") == before

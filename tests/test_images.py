@@ -66,7 +66,7 @@ def test_pad_resize_files_fills_in_order(tmp_path):
         pad_resize_files(paths, 8, np.zeros((3, 8, 8, 3), np.uint8))
 
 
-FIX = "replace the file or remove it from the split lists"
+FIX = "replace the file, or leave it out for good: add its path under data/raw to exclude.txt"
 
 
 def photo(height=300, width=400, seed=0):

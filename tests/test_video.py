@@ -11,7 +11,7 @@ from twostream.data.video import (VideoError, clip_centres, clip_flow_frame_indi
                                   position_indices, sample_video, sample_videos)
 from twostream.errors import TwostreamError
 
-FIX = "replace the file or remove it from the split lists"
+FIX = "replace the file, or leave it out for good: add its path under data/raw to exclude.txt"
 
 
 def write_avi(path, n, width=64, height=48):

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from twostream.errors import ImageError
 
-FIX = "replace the file or remove it from the split lists"
+FIX = "replace the file, or leave it out for good: add its path under data/raw to exclude.txt"
 _JPEG_SOI = b"\xff\xd8"
 _EXIF_ORIENTATION = 0x0112
 

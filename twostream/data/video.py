@@ -41,7 +41,7 @@ from twostream.params import FLOW_FRAMES, FRAME_POSITIONS
 from twostream.workers import worker_pool
 
 HEADER_SLACK = 1  # frames the container may claim beyond those that decode (HMDB51's AVIs: one)
-FIX = "replace the file or remove it from the split lists"
+FIX = "replace the file, or leave it out for good: add its path under data/raw to exclude.txt"
 _MAX_LOG_LINES = 4  # FFmpeg log lines quoted in an error message
 
 
