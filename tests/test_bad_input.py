@@ -623,3 +623,41 @@ def test_a_manifest_path_leaving_the_raw_root_stops_the_next_stage(ws):
     assert line == (f"error: data/manifests/stanford40_val.csv:3: {outside!r} leaves the dataset's root (a '..', '.' "
                     f"or empty path component): paths must be relative and stay inside it; re-run the split stage")
     assert snapshot(ws / "data/images") == before
+
+
+def test_an_exclusion_survives_dvc_repro(tmp_path):
+    """data/raw is the download stage's output, so editing its lists is undone by `dvc repro`; exclude.txt, a
+    dependency of split, is not: the excluded image stays out of every manifest after a forced re-run."""
+    from test_pipeline_dvc import environment, run
+
+    dest = tmp_path / "repo"
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for name in files:
+        if (ROOT / name).is_file() and not name.startswith(("data/", "models/", "metrics/", "plots/", "tests/")):
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    (dest / "dvc.lock").unlink(missing_ok=True)
+    set_yaml(dest / "params.yaml", TINY)
+    set_yaml(dest / "runtime.yaml", {**RUNTIME, "downloads.cache_dir": str(dest / ".cache")})
+    env = {**environment(dest), "OMP_NUM_THREADS": "1"}
+    run(["git", "init", "-q"], dest, env)
+    run(["git", "add", "-A"], dest, env)
+    run(["git", "commit", "-qm", "tiny"], dest, env)
+    dvc = [sys.executable, "-m", "dvc", "repro"]
+    run([*dvc, "split"], dest, env)
+
+    def listed() -> set[str]:
+        return {p for m in (dest / "data/manifests").glob("stanford40_*.csv") for p in pd.read_csv(m)["path"]}
+
+    frame = pd.read_csv(dest / "data/manifests/stanford40_train.csv")
+    image = frame["path"][frame["class"] == frame["class"].value_counts().index[0]].iloc[0]
+    assert image in listed()
+    with open(dest / "exclude.txt", "a") as fh:
+        fh.write(f"stanford40/{image}\n")
+    out = run([*dvc, "split"], dest, env)
+    assert "Running stage 'split'" in out and "Running stage 'download'" not in out
+    assert image not in listed()
+    out = run([*dvc, "--force", "split"], dest, env)  # data/raw written afresh, lists and all
+    assert "Running stage 'download'" in out and "Running stage 'split'" in out
+    assert (dest / "data/raw/stanford40" / image).is_file() and image not in listed()
