@@ -185,9 +185,9 @@ def test_model_file_carrying_code_is_refused_by_evaluate_and_nothing_runs(ws):
     torch.save({"spec": Payload(marker), "state_dict": {}}, ws / "models/stanford40_frames.pt")
     line = failed(run_stage(ws, "evaluate"))
     assert not marker.exists()
-    assert line == ("error: models/stanford40_frames.pt: refused: the model file holds more than weights and plain data "
-                    "(Unsupported global: GLOBAL io.open), which could run code if loaded; nothing of it was run: delete "
-                    "it and re-run the stage that trains it (or get the file from a source you trust)")
+    assert line == ("error: models/stanford40_frames.pt: refused: the model file holds more than weights and plain "
+                    "data (Unsupported global: GLOBAL io.open), which could run code if loaded; nothing of it was run: "
+                    "delete it and re-run the stage that trains it (or get the file from a source you trust)")
     assert not (ws / "metrics").exists() and not (ws / "plots").exists()
 
 
@@ -582,7 +582,8 @@ def test_a_params_file_that_is_not_utf8_ends_in_one_line(tmp_path):
     text = (ws / "params.yaml").read_text()
     (ws / "params.yaml").write_bytes(b"# r\xe9sum\xe9 (Latin-1)\n" + text.encode())
     for stage in ("check_params", "download"):
-        assert failed(run_stage(ws, stage)) == "error: params.yaml:1: not UTF-8 text (byte 0xe9); save the file as UTF-8"
+        line = failed(run_stage(ws, stage))
+        assert line == "error: params.yaml:1: not UTF-8 text (byte 0xe9); save the file as UTF-8"
     assert not (ws / "data").exists()
 
 

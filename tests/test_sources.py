@@ -179,7 +179,8 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self.send_response(200)
         body = data[start:]
-        self.send_header("Content-Length", str(len(body)))
+        if self.path not in state.no_length:  # else the body ends when the connection closes (HTTP/1.0)
+            self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if state.cuts.get(self.path, 0) > 0:  # promise the whole body, send half, hang up
             state.cuts[self.path] -= 1
@@ -196,6 +197,7 @@ class Server:
         self.redirects: dict[str, tuple[int, str]] = {}
         self.ignore_range: set[str] = set()
         self.cuts: dict[str, int] = {}
+        self.no_length: set[str] = set()
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.httpd.daemon_threads = True
@@ -419,10 +421,12 @@ def fake_known_files(monkeypatch):
 
 
 def _local_copy(tmp_path: Path, known: dict[str, Expected], name: str, data: bytes) -> Path:
-    """A local copy under its official name, whose size is what KNOWN_FILES expects of it."""
+    """A local copy under its official name, whose size is what KNOWN_FILES expects of it. It is a new
+    archive of that name: the cache (tmp_path/cache) forgets any copy it trusted on first use."""
     (tmp_path / "in").mkdir(exist_ok=True)
     (tmp_path / "in" / name).write_bytes(data)
     known[name] = Expected(size=len(data))
+    sources.record_of(tmp_path / "cache", name).unlink(missing_ok=True)
     return tmp_path / "in" / name
 
 
@@ -728,3 +732,277 @@ def test_compressed_inner_rar_without_a_tool_fails_with_the_clear_message(tmp_pa
     assert str(err.value) == message
     assert not dest.exists()
     assert list(scratch.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- verified by content
+
+def small_zip(text: str = "applauding_001.jpg\n") -> bytes:
+    """A zip of two lists, stored: texts of one length give zips of one size."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("ImageSplits/train.txt", text * 200)
+        zf.writestr("ImageSplits/test.txt", text)
+    return buf.getvalue()
+
+
+def recorded(cache: Path, name: str) -> dict:
+    import json
+
+    return json.loads(sources.record_of(cache, name).read_text())
+
+
+def test_an_archive_without_a_published_hash_is_trusted_on_first_use_then_verified(server, tmp_path):
+    name, first, other = "Stanford40_ImageSplits.zip", small_zip(), small_zip("smoking_000001.jpg\n")
+    server.files[f"/Datasets/{name}"] = first
+    url, cache = server.url(f"/Datasets/{name}"), tmp_path / "cache"
+    path = download(url, cache, Expected())
+    record = sources.record_of(cache, name)
+    assert record == cache / f"{name}.sha256.json"
+    assert recorded(cache, name) == {"file": name, "size": len(first), "sha256": sha256(first), "first_source": url}
+    assert download(url, cache, Expected()) == path and len(server.requests) == 1  # verified, no request
+    # the cached copy changes, and so does what the server serves: both hashes named, nothing kept
+    path.write_bytes(other)
+    server.files[f"/Datasets/{name}"] = other
+    with pytest.raises(SourceError) as err:
+        download(url, cache, Expected(), param="stanford40_splits_url")
+    assert str(err.value) == (
+        f"{url}: checksum mismatch: expected sha256 {sha256(first)} (recorded at its first use in {record}), got "
+        f"{sha256(other)}. The bad file {cache / (name + '.part')} was removed: run again to download it afresh; if "
+        f"this repeats, the server (or a proxy) serves a different file: get {name} elsewhere and point "
+        f"downloads.stanford40_splits_url at the local copy (if the publisher really replaced {name}, delete "
+        f"{record} to trust it)")
+    assert sorted(p.name for p in cache.iterdir()) == [f"{name}.lock", record.name]
+    assert recorded(cache, name)["sha256"] == sha256(first)
+    server.files[f"/Datasets/{name}"] = first  # the right file again: accepted
+    assert download(url, cache, Expected()).read_bytes() == first
+
+
+def test_a_local_file_mirror_is_trusted_on_first_use_then_verified(tmp_path):
+    name, first, other = "Stanford40_ImageSplits.zip", small_zip(), small_zip("smoking_000001.jpg\n")
+    mirror, cache = tmp_path / "mirror" / name, tmp_path / "cache"
+    mirror.parent.mkdir()
+    mirror.write_bytes(first[: len(first) - 30])  # cut short: the zip's central directory is incomplete
+    with pytest.raises(SourceError, match=rf"^{mirror} is corrupt or truncated \(.*\): replace it"):
+        download(mirror.as_uri(), cache)
+    assert not sources.record_of(cache, name).exists()  # nothing trusted
+    mirror.write_bytes(first)
+    assert download(mirror.as_uri(), cache) == mirror
+    assert recorded(cache, name)["sha256"] == sha256(first)
+    assert sorted(p.name for p in cache.iterdir()) == [f"{name}.sha256.json"]  # nothing copied
+    mirror.write_bytes(other)  # the mirror's copy is swapped
+    with pytest.raises(SourceError) as err:
+        download(mirror.as_uri(), cache, param="stanford40_splits_url")
+    record = sources.record_of(cache, name)
+    assert str(err.value) == (
+        f"{mirror}: checksum mismatch: expected sha256 {sha256(first)} (recorded at its first use in {record}), got "
+        f"{sha256(other)} for {name}; this local copy was left as it is: replace it with a good copy or point "
+        f"downloads.stanford40_splits_url elsewhere (if the publisher really replaced {name}, delete {record} to "
+        f"trust it)")
+    assert mirror.read_bytes() == other
+
+
+def test_a_published_hash_is_never_replaced_by_a_record(tmp_path):
+    data = small_zip()
+    mirror = tmp_path / "Stanford40_ImageSplits.zip"
+    mirror.write_bytes(data)
+    assert download(str(mirror), tmp_path / "cache", Expected(sha256=sha256(data))) == mirror
+    assert not (tmp_path / "cache").exists()  # a published hash needs no record
+
+
+def test_a_body_cut_short_without_content_length_is_resumed_when_the_size_is_known(server, tmp_path):
+    name, data = "Stanford40_ImageSplits.zip", small_zip()
+    server.files[f"/{name}"] = data
+    server.no_length.add(f"/{name}")
+    cache = tmp_path / "cache"
+    download(server.url(f"/{name}"), cache).unlink()  # the first use records the size and hash
+    server.cuts[f"/{name}"] = 1  # no Content-Length: only the recorded size shows the body is short
+    path = download(server.url(f"/{name}"), cache)
+    assert path.read_bytes() == data
+    assert [r[1].get("Range") for r in server.requests[1:]] == [None, f"bytes={len(data) // 2}-"]
+
+
+def test_a_first_download_cut_short_without_content_length_is_caught_by_the_zip(server, tmp_path):
+    """Nothing to compare with: only the zip's own structure (central directory at its end) shows it."""
+    name = "Stanford40_ImageSplits.zip"
+    server.files[f"/{name}"] = small_zip()
+    server.no_length.add(f"/{name}")
+    server.cuts[f"/{name}"] = 1
+    cache = tmp_path / "cache"
+    url = server.url(f"/{name}")
+    with pytest.raises(SourceError) as err:
+        download(url, cache)
+    assert str(err.value).startswith(f"{url}: the download is not a complete zip archive (")
+    assert str(err.value).endswith(f"it was probably cut short (the server gave no length to check against). The "
+                                   f"file {cache / (name + '.part')} was removed: run again to download it afresh")
+    assert sorted(p.name for p in cache.iterdir()) == [f"{name}.lock"]  # no file, no record
+
+
+@pytest.mark.parametrize("target", ["file:///etc/passwd", "ftp://127.0.0.1/data.bin"])
+def test_a_redirect_out_of_http_is_refused(server, tmp_path, target):
+    server.redirects["/data.bin"] = (302, target)
+    url = server.url("/data.bin")
+    with pytest.raises(SourceError) as err:
+        download(url, tmp_path, param="stanford40_images_url")
+    assert str(err.value) == (f"{url} redirects to {target}: refused (a download follows redirects only to http(s), "
+                              f"never from https to plain http); download it yourself and point "
+                              f"downloads.stanford40_images_url in runtime.yaml at the local copy")
+    assert not (tmp_path / "data.bin").exists()
+
+
+@pytest.mark.parametrize("old, new, allowed", [
+    ("https://example.org/a.zip", "http://example.org/a.zip", False),
+    ("https://example.org/a.zip", "https://mirror.example.org/a.zip", True),
+    ("http://example.org/a.zip", "https://example.org/a.zip", True),
+    ("http://example.org/a.zip", "http://mirror.example.org/a.zip", True),
+])
+def test_redirects_never_leave_https(old, new, allowed):
+    import email.message
+    import urllib.request
+
+    handler = sources._Redirects("stanford40_images_url")
+    request = urllib.request.Request(old)
+    fp = io.BytesIO()
+    if allowed:
+        assert handler.redirect_request(request, fp, 302, "Found", email.message.Message(), new).full_url == new
+    else:
+        with pytest.raises(SourceError, match=rf"^{re.escape(old)} redirects to {re.escape(new)}: refused"):
+            handler.redirect_request(request, fp, 302, "Found", email.message.Message(), new)
+
+
+def test_the_committed_downloads_use_https_where_the_server_offers_it():
+    downloads = load_runtime("runtime.yaml").downloads
+    assert downloads.hmdb51_videos_url.startswith("https://")
+    assert downloads.hmdb51_splits_url.startswith("https://")
+
+
+# --------------------------------------------------------------------------- extraction stays inside
+
+def images_zip_with(*extra: tuple[str, bytes], link: str | None = None) -> bytes:
+    """Stanford40_JPEGImages.zip (fake, valid) with `extra` members appended, and a symbolic link named `link`."""
+    import warnings
+
+    buf = io.BytesIO(stanford40_archives()[0])
+    with warnings.catch_warnings(), zipfile.ZipFile(buf, "a", zipfile.ZIP_DEFLATED) as zf:
+        warnings.simplefilter("ignore")  # zipfile warns of a duplicate name, and writes it
+        for name, data in extra:
+            zf.writestr(name, data)
+        if link:
+            info = zipfile.ZipInfo(link)
+            info.create_system = 3
+            info.external_attr = (0o120777 << 16)
+            zf.writestr(info, "../../outside.jpg")
+    return buf.getvalue()
+
+
+FIX = "a damaged or tampered archive: delete it (a download) or replace it (a local copy) and run again"
+
+
+@pytest.mark.parametrize("extra, link, problem", [
+    ([("JPEGImages/smoking_002.jpg", b"other")], None,
+     "member 'JPEGImages/smoking_002.jpg' occurs twice (the last copy would silently win)"),
+    ([("../../evil/applauding_009.jpg", b"x")], None,
+     "member '../../evil/applauding_009.jpg' would land outside the target directory (a '..' component)"),
+    ([("/tmp/evil/applauding_009.jpg", b"x")], None,
+     "member '/tmp/evil/applauding_009.jpg' would land outside the target directory (an absolute path)"),
+    ([], "JPEGImages/applauding_009.jpg",
+     "member 'JPEGImages/applauding_009.jpg' is a symbolic link, which could point outside the target directory"),
+])
+def test_an_unsafe_zip_is_refused_before_anything_is_written(tmp_path, fake_known_files, extra, link, problem):
+    images = images_zip_with(*extra, link=link)
+    downloads, out = _stanford40_local(tmp_path, fake_known_files, images, stanford40_archives()[1])
+    with pytest.raises(SourceError) as err:
+        fetch_stanford40(out, downloads)
+    assert str(err.value) == f"{tmp_path / 'in' / 'Stanford40_JPEGImages.zip'}: {problem}; {FIX}"
+    assert list(out.iterdir()) == [] and not (tmp_path / "evil").exists()
+
+
+def test_two_members_landing_on_one_file_are_refused(tmp_path, fake_known_files):
+    images = images_zip_with(("copy/JPEGImages/smoking_002.jpg", b"other"))
+    downloads, out = _stanford40_local(tmp_path, fake_known_files, images, stanford40_archives()[1])
+    with pytest.raises(SourceError, match=r"members 'JPEGImages/smoking_002.jpg' and 'copy/JPEGImages/smoking_002"
+                                          r".jpg' would both be JPEGImages/smoking_002.jpg"):
+        fetch_stanford40(out, downloads)
+    assert list(out.iterdir()) == []
+
+
+def test_a_zip_bomb_is_refused_by_its_declared_size(tmp_path, fake_known_files, monkeypatch):
+    monkeypatch.setattr(sources, "MAX_UNPACKED_BYTES", 1 << 20)
+    images = images_zip_with(("JPEGImages/zeros.bin", bytes(2 << 20)))  # 2 MiB of zeros: a few KB deflated
+    assert len(images) < 50_000
+    downloads, out = _stanford40_local(tmp_path, fake_known_files, images, stanford40_archives()[1])
+    with pytest.raises(SourceError) as err:
+        fetch_stanford40(out, downloads)
+    assert re.fullmatch(rf"{re.escape(str(tmp_path / 'in' / 'Stanford40_JPEGImages.zip'))}: its members unpack to "
+                        r"2,\d{3},\d{3} bytes, more than the bound of 1,048,576 \(twostream\.data\.sources\."
+                        r"MAX_UNPACKED_BYTES\): not the expected archive \(a zip bomb\?\); delete it \(a download\) "
+                        r"or replace it \(a local copy\)", str(err.value))
+    assert list(out.iterdir()) == []
+
+
+def test_the_real_bound_allows_the_real_archives():
+    assert sources.MAX_UNPACKED_BYTES >= 4 * 2_100_000_000  # hmdb51_org.rar, the largest, is 2.1 GB
+
+
+def hmdb51_with_inner(clap_members: list[tuple[str, bytes | None]]) -> bytes:
+    """hmdb51_org.rar (fake, stored) whose clap.rar holds `clap_members`."""
+    inner = []
+    for cls in HMDB51_CLASSES:
+        members = clap_members if cls == "clap" else [(f"{cls}/{cls}_clip_0.avi", video_bytes(cls, 0))]
+        inner.append((f"{cls}.rar", rar4(members)))
+    return rar4(inner)
+
+
+@pytest.mark.parametrize("members, problem", [
+    ([("clap/a.avi", b"RIFF1"), ("clap/a.avi", b"RIFF2")],
+     "member 'clap/a.avi' occurs twice (the last copy would silently win); " + FIX),
+    ([("clap/a.avi", b"RIFF1"), ("other/a.avi", b"RIFF2")],
+     "two members named a.avi (the last would silently win): a damaged or tampered archive; delete it "
+     "(a download) or replace it and run again"),
+    ([("../../../evil.avi", b"RIFF")],
+     "member '../../../evil.avi' would land outside the target directory (a '..' component); " + FIX),
+])
+def test_an_unsafe_inner_rar_is_refused_before_its_videos_are_written(tmp_path, fake_known_files, members, problem):
+    _, splits = hmdb51_archives()
+    downloads, out = _hmdb51_local(tmp_path, fake_known_files, hmdb51_with_inner(members), splits)
+    with pytest.raises(SourceError) as err:
+        fetch_hmdb51(out, downloads)
+    assert str(err.value) == f"{tmp_path / 'in' / 'hmdb51_org.rar'} (member clap.rar): {problem}"
+    assert list(out.iterdir()) == [] and not (tmp_path / "evil.avi").exists()
+
+
+def test_an_outer_rar_with_a_duplicate_class_is_refused(tmp_path, fake_known_files):
+    videos, splits = hmdb51_archives()
+    doubled = rar4([("clap.rar", rar4([("clap/x.avi", b"RIFF")])), ("clap.rar", rar4([("clap/y.avi", b"RIFF")]))])
+    downloads, out = _hmdb51_local(tmp_path, fake_known_files, doubled, splits)
+    with pytest.raises(SourceError, match=r"hmdb51_org\.rar: member 'clap\.rar' occurs twice"):
+        fetch_hmdb51(out, downloads)
+
+
+def test_inner_rars_share_one_bound(tmp_path, fake_known_files, monkeypatch):
+    """A compressed inner RAR can unpack to more than it occupies in the outer one: the bound is shared by all
+    of them, each one checked against what is left before any of its videos is written."""
+    outer_path = tmp_path / "hmdb51_org.rar"
+    outer_path.write_bytes(hmdb51_with_inner([("clap/a.avi", b"RIFF" * 100), ("clap/b.avi", b"RIFF" * 100)]))
+    scratch, dest = tmp_path / "scratch", tmp_path / "out" / "clap"
+    scratch.mkdir()
+    with sources._open_rar(outer_path) as outer:
+        with pytest.raises(SourceError) as err:
+            sources.extract_inner_rar(outer, outer_path, outer.getinfo("clap.rar"), dest, scratch, room=799)
+    assert str(err.value) == (f"{outer_path} (member clap.rar): its videos unpack to 800 bytes, more than the 799 "
+                              f"left of the bound of {sources.MAX_UNPACKED_BYTES:,} for hmdb51_org.rar "
+                              f"(twostream.data.sources.MAX_UNPACKED_BYTES): a zip bomb?; delete it and run again")
+    assert not dest.exists() and list(scratch.iterdir()) == []
+    # fetch_hmdb51 passes what is left after each class
+    rooms = []
+    real = sources.extract_inner_rar
+
+    def spy(*args, room, **kwargs):
+        rooms.append(room)
+        return real(*args, room=room, **kwargs)
+
+    monkeypatch.setattr(sources, "extract_inner_rar", spy)
+    videos, splits = hmdb51_archives(videos=2)
+    downloads, out = _hmdb51_local(tmp_path, fake_known_files, videos, splits)
+    fetch_hmdb51(out, downloads)
+    sizes = [sum(p.stat().st_size for p in (out / c).iterdir()) for c in HMDB51_CLASSES]
+    assert rooms == [sources.MAX_UNPACKED_BYTES - sum(sizes[:i]) for i in range(len(HMDB51_CLASSES))]

@@ -10,12 +10,25 @@ the pipeline reads (the synthetic generator writes the same layout):
 
 (names from `twostream.data.layout`). Where the archives come from is a runtime setting
 (runtime.yaml `downloads`): each URL must end in the archive's official file name, and the
-file is verified against what is known of it, so a mirror or a local copy gives the same data.
-Archives are kept in `downloads.cache_dir` (outside the repository), so re-runs and other
-clones never download twice. A download goes to `<name>.part`, is resumed with an HTTP Range
-request after an interruption, and is renamed to `<name>` only once complete and verified
-against the known size/checksum. A URL may also be `file://...` or a plain path: such a local
-copy is verified where it lies and read from there (not copied into the cache).
+file is verified by content, so a mirror or a local copy gives the same data. Archives are kept
+in `downloads.cache_dir` (outside the repository), so re-runs and other clones never download
+twice. A download goes to `<name>.part`, is resumed with an HTTP Range request after an
+interruption, and is renamed to `<name>` only once complete and verified. A URL may also be
+`file://...` or a plain path: such a local copy is verified where it lies and read from there
+(not copied into the cache).
+
+Verification. An archive with a published sha256 (`KNOWN_FILES`) must match it. One without
+(the Stanford 40 zips, whose site publishes none) is trusted on first use: once it has passed the
+archive's own integrity check, its sha256 and size are recorded next to the cache
+(`<cache_dir>/<name>.sha256.json`), and every later use, from the cache, a new download or a local
+copy, must match the record; a mismatch names both hashes. A body cut short is detected by its
+Content-Length, by the known or recorded size when the server sends none, and on a first download
+without either only by the archive's own structure (a zip's central directory at its end and its
+members' CRCs; a RAR's member offsets). Redirects go only to http(s), never from https to plain http.
+
+Extraction stays inside its target: a member name that is absolute or has a `..` component, a
+symbolic link, a name that occurs twice, or a total unpacked size above `MAX_UNPACKED_BYTES` (a zip
+bomb) refuses the whole archive before anything of it is written.
 
 HMDB51 ships as RAR. `rarfile` reads stored entries itself; compressed ones (the real
 archives) need `unar` or `unrar` on the PATH, checked before anything is extracted.
@@ -27,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
+import json
 import logging
 import os
 import re
@@ -47,6 +61,7 @@ from tqdm import tqdm
 from twostream.classes import HMDB51_CLASSES, STANFORD40_CLASSES
 from twostream.data import layout
 from twostream.errors import ListError, SourceError
+from twostream.io import write_text
 from twostream.params import DownloadParams
 
 try:  # POSIX: serialise concurrent downloads of one file into a shared cache
@@ -59,11 +74,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Expected:
-    """What a downloaded file must match; None means unknown (not checked)."""
+    """What a downloaded file must match; None means unknown (not checked). `origin` says where the
+    sha256 comes from when it is not a published one (a trust-on-first-use record)."""
 
     size: int | None = None
     sha256: str | None = None
     md5: str | None = None
+    origin: str | None = None
 
 
 # Facts about the official archives, keyed by file name, so that a mirror or a local copy
@@ -88,6 +105,10 @@ TIMEOUT_S = 60.0          # per socket operation; a stalled server counts as an 
 CHUNK_BYTES = 1 << 20
 RETRIES = 3               # attempts per download; each continues the .part file
 RETRY_DELAY_S = 2.0       # times the attempt number
+# The most one archive may unpack to: well above any real one (the largest download, hmdb51_org.rar, is
+# about 2 GB of already compressed video), far below what a zip bomb claims.
+MAX_UNPACKED_BYTES = 8 << 30
+RECORD_SUFFIX = ".sha256.json"  # the trust-on-first-use record next to a cached archive
 
 
 
@@ -159,7 +180,73 @@ def _problem(path: Path, expected: Expected | None) -> str | None:
     for algo, got in _hashes(path, expected).items():
         want = getattr(expected, algo).lower()
         if got != want:
-            return f"checksum mismatch: expected {algo} {want}, got {got}"
+            origin = f" ({expected.origin})" if algo == "sha256" and expected.origin else ""
+            return f"checksum mismatch: expected {algo} {want}{origin}, got {got}"
+    return None
+
+
+# --------------------------------------------------------------------------- trust on first use
+
+def record_of(cache_dir: Path, name: str) -> Path:
+    """The trust-on-first-use record of archive `name`: `<cache_dir>/<name>.sha256.json`."""
+    return Path(cache_dir) / f"{name}{RECORD_SUFFIX}"
+
+
+def _read_record(record: Path, name: str) -> Expected | None:
+    if not record.is_file():
+        return None
+    try:
+        data = json.loads(record.read_text(encoding="utf-8"))
+        sha, size = data["sha256"], data["size"]
+        if data["file"] != name or not re.fullmatch(r"[0-9a-f]{64}", sha) or not isinstance(size, int):
+            raise ValueError("unexpected fields")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SourceError(f"{record}: not a valid record of {name} ({exc}); delete it to trust the next download "
+                          f"of {name} afresh") from None
+    return Expected(size=size, sha256=sha, origin=f"recorded at its first use in {record}")
+
+
+def _write_record(record: Path, name: str, path: Path, source: str) -> None:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(CHUNK_BYTES):
+            digest.update(block)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    write_text(record, json.dumps({"file": name, "size": path.stat().st_size, "sha256": digest.hexdigest(),
+                                   "first_source": source}, indent=1) + "\n")
+    log.warning("%s has no published sha256: trusting this copy (from %s) from now on; its sha256 %s is "
+                "recorded in %s", name, source, digest.hexdigest(), record)
+
+
+def _with_record(expected: Expected | None, record: Path, name: str) -> Expected | None:
+    """`expected` completed by the trust-on-first-use record when no sha256 is published."""
+    if expected is not None and expected.sha256:
+        return expected
+    recorded = _read_record(record, name)
+    if recorded is None:
+        return expected
+    if expected is None:
+        return recorded
+    return Expected(size=expected.size if expected.size is not None else recorded.size, sha256=recorded.sha256,
+                    md5=expected.md5, origin=recorded.origin)
+
+
+def _archive_problem(path: Path, name: str) -> str | None:
+    """Why `path`, archive `name`, is not a complete archive by its own structure (zip: central directory and
+    every member's CRC; RAR: every member's data inside the file); None when it is, or is neither."""
+    suffix = Path(name).suffix.lower()
+    try:
+        if suffix == ".zip":
+            with zipfile.ZipFile(path) as zf:
+                bad = zf.testzip()
+            return f"member {bad} fails its CRC check" if bad else None
+        if suffix == ".rar":
+            with _open_rar(path):
+                return None
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError) as exc:
+        return str(exc)
+    except SourceError as exc:
+        return str(exc)
     return None
 
 
@@ -181,6 +268,39 @@ def _locked(lock_path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+class _Redirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects only to http(s), and never from https to plain http."""
+
+    def __init__(self, param: str | None):
+        super().__init__()
+        self.param = param
+
+    def _check(self, old_url: str, new_url: str, fp) -> None:
+        old = urllib.parse.urlsplit(old_url).scheme.lower()
+        new = urllib.parse.urlsplit(new_url).scheme.lower()
+        if new not in ("http", "https") or (old == "https" and new != "https"):
+            fp.close()
+            raise SourceError(f"{old_url} redirects to {new_url}: refused (a download follows redirects only to "
+                              f"http(s), never from https to plain http); download it yourself and point "
+                              f"{_where(self.param)} in runtime.yaml at the local copy")
+
+    def http_error_302(self, req, fp, code, msg, headers):
+        location = headers.get("location") or headers.get("uri")
+        if location:  # checked here, before urllib's own scheme check answers with its own error
+            self._check(req.full_url, urllib.parse.urljoin(req.full_url, location), fp)
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        self._check(req.full_url, newurl, fp)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _open_url(request: urllib.request.Request, param: str | None):
+    return urllib.request.build_opener(_Redirects(param)).open(request, timeout=TIMEOUT_S)
+
+
 def _where(param: str | None) -> str:
     return f"downloads.{param}" if param else "the matching downloads.*_url setting"
 
@@ -193,34 +313,52 @@ def download(url: str, cache_dir: Path, expected: Expected | None = None, *,
     body is streamed into `<name>.part` (continued with a Range request when a previous
     attempt was cut off; restarted when the server ignores Range), verified, then renamed.
     file:// or a plain path: the file is verified and returned where it is.
+    Without a published sha256 in `expected`, the first copy that passes the archive's own integrity
+    check is recorded in `<cache_dir>/<name>.sha256.json`, and later copies must match it.
     `param` (e.g. "hmdb51_videos_url") only makes messages name the runtime.yaml key.
     """
     name = file_name(url)
+    cache_dir = Path(os.path.expandvars(os.path.expanduser(str(cache_dir))))
+    record = record_of(cache_dir, name)
     if not _is_remote(url):
         path = _local_path(url)
         if not path.is_file():
             raise SourceError(f"{path}: no such file (from {url!r}; {_where(param)} in params.yaml)")
-        problem = _problem(path, expected)
+        wanted = _with_record(expected, record, name)
+        problem = _problem(path, wanted)
         if problem:
             raise SourceError(f"{path}: {problem} for {name}; this local copy was left as it is: "
-                              f"replace it with a good copy or point {_where(param)} elsewhere")
+                              f"replace it with a good copy or point {_where(param)} elsewhere"
+                              f"{_trust_hint(wanted, record)}")
+        if wanted is None or not wanted.sha256:
+            problem = _archive_problem(path, name)
+            if problem:
+                raise SourceError(f"{path} is corrupt or truncated ({problem}): replace it (a local copy) "
+                                  f"and run again")
+            _write_record(record, name, path, str(path))
         return path
 
-    cache_dir = Path(os.path.expandvars(os.path.expanduser(str(cache_dir))))
     cache_dir.mkdir(parents=True, exist_ok=True)
     final = cache_dir / name
     part = cache_dir / f"{name}.part"
     with _locked(cache_dir / f"{name}.lock"):
+        wanted = _with_record(expected, record, name)
         if final.is_file():
-            problem = _problem(final, expected)
+            problem = _problem(final, wanted)
             if problem is None:
-                log.info("using cached %s", final)
-                return final
-            log.warning("cached %s: %s; downloading it again", final, problem)
+                if wanted is None or not wanted.sha256:  # a cache from before records were kept
+                    if _archive_problem(final, name) is None:
+                        _write_record(record, name, final, str(final))
+                        log.info("using cached %s", final)
+                        return final
+                else:
+                    log.info("using cached %s", final)
+                    return final
+            log.warning("cached %s: %s; downloading it again", final, problem or "not a complete archive")
             final.unlink()
         for attempt in range(1, RETRIES + 1):
             try:
-                _fetch_part(url, part, final, expected, param)
+                _fetch_part(url, part, final, wanted, param)
                 break
             except _Interrupted as exc:
                 if attempt == RETRIES:
@@ -230,16 +368,31 @@ def download(url: str, cache_dir: Path, expected: Expected | None = None, *,
                 log.warning("download of %s was cut off (%s); resuming (attempt %d of %d)",
                             url, exc, attempt + 1, RETRIES)
                 time.sleep(RETRY_DELAY_S * attempt)
-        problem = _problem(part, expected)
+        problem = _problem(part, wanted)
         if problem:
             part.unlink(missing_ok=True)
             raise SourceError(
                 f"{url}: {problem}. The bad file {part} was removed: run again to download it "
                 f"afresh; if this repeats, the server (or a proxy) serves a different file: get "
-                f"{name} elsewhere and point {_where(param)} at the local copy")
+                f"{name} elsewhere and point {_where(param)} at the local copy{_trust_hint(wanted, record)}")
+        if wanted is None or not wanted.sha256:
+            problem = _archive_problem(part, name)
+            if problem:
+                part.unlink(missing_ok=True)
+                raise SourceError(
+                    f"{url}: the download is not a complete {Path(name).suffix[1:]} archive ({problem}); it was "
+                    f"probably cut short (the server gave no length to check against). The file {part} was "
+                    f"removed: run again to download it afresh")
+            _write_record(record, name, part, url)
         os.replace(part, final)
         log.info("downloaded %s", final)
         return final
+
+
+def _trust_hint(wanted: Expected | None, record: Path) -> str:
+    if wanted is None or not wanted.origin:
+        return ""
+    return f" (if the publisher really replaced {record.name[:-len(RECORD_SUFFIX)]}, delete {record} to trust it)"
 
 
 def _content_range_start(value: str | None) -> tuple[int, int | None] | None:
@@ -265,8 +418,7 @@ def _fetch_part(url: str, part: Path, final: Path, expected: Expected | None,
         if have:
             headers["Range"] = f"bytes={have}-"
         try:
-            resp = urllib.request.urlopen(urllib.request.Request(url, headers=headers),
-                                          timeout=TIMEOUT_S)
+            resp = _open_url(urllib.request.Request(url, headers=headers), param)
         except urllib.error.HTTPError as exc:
             if exc.code == 416 and have:  # the .part is no prefix of this file
                 log.warning("server refused to resume %s; starting again", url)
@@ -382,11 +534,54 @@ def _copy_stream(src, dest: Path) -> None:
         shutil.copyfileobj(src, dst, CHUNK_BYTES)
 
 
+def _unsafe_member(name: str) -> str | None:
+    """Why an archive member named `name` could land outside the target directory (None: it cannot)."""
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        return "an absolute path"
+    if ".." in parts:
+        return "a '..' component"
+    if "\0" in name:
+        return "a NUL character"
+    return None
+
+
+def _refuse_members(archive: Path | str, members: list[tuple[str, int, bool]]) -> None:
+    """Refuse an archive of `members` (name, unpacked size, is a link) before anything of it is written: a
+    name that leaves the target or occurs twice, a link, or more than MAX_UNPACKED_BYTES in all."""
+    seen: set[str] = set()
+    total = 0
+    for name, size, link in members:
+        fix = "a damaged or tampered archive: delete it (a download) or replace it (a local copy) and run again"
+        problem = _unsafe_member(name)
+        if problem:
+            raise SourceError(f"{archive}: member {name!r} would land outside the target directory ({problem}); "
+                              f"{fix}")
+        if link:
+            raise SourceError(f"{archive}: member {name!r} is a symbolic link, which could point outside the "
+                              f"target directory; {fix}")
+        key = name.replace("\\", "/").rstrip("/")
+        if key in seen:
+            raise SourceError(f"{archive}: member {name!r} occurs twice (the last copy would silently win); {fix}")
+        seen.add(key)
+        total += size
+    if total > MAX_UNPACKED_BYTES:
+        raise SourceError(f"{archive}: its members unpack to {total:,} bytes, more than the bound of "
+                          f"{MAX_UNPACKED_BYTES:,} (twostream.data.sources.MAX_UNPACKED_BYTES): not the expected "
+                          f"archive (a zip bomb?); delete it (a download) or replace it (a local copy)")
+
+
+def _zip_link(info: zipfile.ZipInfo) -> bool:
+    return info.create_system == 3 and (info.external_attr >> 16) & 0o170000 == 0o120000  # Unix S_IFLNK
+
+
 @contextlib.contextmanager
 def _reading_zip(path: Path) -> Iterator[zipfile.ZipFile]:
-    """Open a zip; a damaged one (also found while reading members) is a SourceError."""
+    """Open a zip, refusing unsafe members (`_refuse_members`); a damaged one (also found while reading
+    members) is a SourceError. zipfile stops each member at its declared size, which is what is bounded."""
     try:
         with zipfile.ZipFile(path) as zf:
+            _refuse_members(path, [(i.filename, i.file_size, _zip_link(i)) for i in zf.infolist()])
             yield zf
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
         raise _corrupt(path, exc) from None
@@ -397,8 +592,14 @@ def extract_stanford40(images_zip: Path, splits_zip: Path, out_dir: Path) -> Non
     wanted = set(STANFORD40_CLASSES)
     counts = dict.fromkeys(STANFORD40_CLASSES, 0)
     with _reading_zip(splits_zip) as zf:
-        lists = {PurePosixPath(i.filename).name: i for i in zf.infolist()
-                 if PurePosixPath(i.filename).parent.name == "ImageSplits"}
+        lists: dict[str, zipfile.ZipInfo] = {}
+        for info in zf.infolist():
+            member = PurePosixPath(info.filename)
+            if member.parent.name == "ImageSplits" and member.name in ("train.txt", "test.txt"):
+                if member.name in lists:
+                    raise SourceError(f"{splits_zip}: two {member.name} lists ({lists[member.name].filename!r} and "
+                                      f"{info.filename!r}): is it Stanford40_ImageSplits.zip?")
+                lists[member.name] = info
         for name in ("train.txt", "test.txt"):
             if name not in lists:
                 raise SourceError(f"{splits_zip} has no ImageSplits/{name}: "
@@ -406,6 +607,7 @@ def extract_stanford40(images_zip: Path, splits_zip: Path, out_dir: Path) -> Non
             with zf.open(lists[name]) as src:
                 _copy_stream(src, layout.stanford40_list(out_dir, name))
     with _reading_zip(images_zip) as zf:
+        written: dict[str, str] = {}
         for info in zf.infolist():
             member = PurePosixPath(info.filename)
             if info.is_dir() or member.parent.name != layout.STANFORD40_IMAGES:
@@ -416,6 +618,10 @@ def extract_stanford40(images_zip: Path, splits_zip: Path, out_dir: Path) -> Non
                 continue  # not an image of the dataset's naming scheme
             if cls not in wanted:
                 continue
+            if member.name in written:
+                raise SourceError(f"{images_zip}: members {written[member.name]!r} and {info.filename!r} would both "
+                                  f"be {layout.stanford40_image(member.name)}: is it Stanford40_JPEGImages.zip?")
+            written[member.name] = info.filename
             with zf.open(info) as src:
                 _copy_stream(src, out_dir / layout.stanford40_image(member.name))
             counts[cls] += 1
@@ -444,7 +650,12 @@ def _open_rar(path: Path, label: str | None = None) -> Iterator[rarfile.RarFile]
                   default=0)
         if end > size:
             raise _corrupt(label, f"the file has {size:,} bytes, its members need {end:,}")
+        _refuse_members(label, [(i.filename, i.file_size, _rar_link(i)) for i in rf.infolist()])
         yield rf
+
+
+def _rar_link(info: rarfile.RarInfo) -> bool:
+    return bool(info.is_symlink()) or getattr(info, "file_redir", None) is not None
 
 
 def _needs_tool(info: rarfile.RarInfo) -> bool:
@@ -486,14 +697,16 @@ def _by_name(rf: rarfile.RarFile) -> dict[str, rarfile.RarInfo]:
 
 
 def extract_inner_rar(outer: rarfile.RarFile, outer_path: Path, info: rarfile.RarInfo,
-                      dest_dir: Path, scratch: Path, suffix: str = ".avi") -> list[Path]:
+                      dest_dir: Path, scratch: Path, suffix: str = ".avi",
+                      room: int = MAX_UNPACKED_BYTES) -> list[Path]:
     """Extract the `suffix` files of the RAR stored as member `info` of `outer` into `dest_dir`.
 
     HMDB51's `<class>.rar` members are themselves RARs of compressed `.avi` clips: the inner
     RAR is copied to `scratch` (rarfile reads archives from files), checked, its matching
     members are extracted flat (by base name) into `dest_dir`, and the copy is removed again.
     Compressed members need unar or unrar (checked before any is extracted). Returns the
-    extracted paths in archive order.
+    extracted paths in archive order. `room`: the bytes still allowed to unpack (MAX_UNPACKED_BYTES over
+    all inner archives of one outer one); two members of one base name are refused.
     """
     inner_path = scratch / PurePosixPath(info.filename).name
     label = f"{outer_path} (member {info.filename})"
@@ -504,6 +717,16 @@ def extract_inner_rar(outer: rarfile.RarFile, outer_path: Path, info: rarfile.Ra
                        if not i.is_dir() and i.filename.lower().endswith(suffix.lower())]
             if not members:
                 raise SourceError(f"{label} holds no {suffix} files")
+            names = [PurePosixPath(m.filename).name for m in members]
+            twice = next((n for n in names if names.count(n) > 1), None)
+            if twice:
+                raise SourceError(f"{label}: two members named {twice} (the last would silently win): a damaged "
+                                  f"or tampered archive; delete it (a download) or replace it and run again")
+            total = sum(m.file_size for m in members)
+            if total > room:
+                raise SourceError(f"{label}: its videos unpack to {total:,} bytes, more than the {room:,} left of "
+                                  f"the bound of {MAX_UNPACKED_BYTES:,} for {outer_path.name} "
+                                  f"(twostream.data.sources.MAX_UNPACKED_BYTES): a zip bomb?; delete it and run again")
             require_rar_tool(outer_path, members)
             paths = []
             for m in members:
@@ -537,9 +760,11 @@ def extract_hmdb51(videos_rar: Path, splits_rar: Path, out_dir: Path) -> None:
                         out_dir / layout.HMDB51_LISTS / name)
         scratch = out_dir / ".inner-rar"
         scratch.mkdir()
+        room = MAX_UNPACKED_BYTES
         try:
             for cls, info in zip(HMDB51_CLASSES, inner):
-                videos = extract_inner_rar(outer, videos_rar, info, out_dir / cls, scratch)
+                videos = extract_inner_rar(outer, videos_rar, info, out_dir / cls, scratch, room=room)
+                room -= sum(p.stat().st_size for p in videos)
                 log.info("HMDB51 %s: %d videos", cls, len(videos))
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
