@@ -14,7 +14,7 @@ from twostream.params import FRAME_POSITIONS
 
 
 def weights(path):
-    return torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
 
 
 def same(a, b) -> bool:
