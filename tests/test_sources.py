@@ -59,11 +59,12 @@ def _block(head_type: int, flags: int, fields: bytes = b"") -> bytes:
     return struct.pack("<H", zlib.crc32(body) & 0xFFFF) + body
 
 
-def rar4(entries: list[tuple[str, bytes | None]], method: int = 0x30) -> bytes:
+def rar4(entries: list[tuple[str, bytes | None]], method: int = 0x30, links: frozenset[str] = frozenset()) -> bytes:
     """A RAR 4.x archive of `entries` (name, data; data None for a directory).
 
     method 0x30 is "store"; any other value only labels the (uncompressed) data as
-    compressed, which is enough to test the missing-tool path.
+    compressed, which is enough to test the missing-tool path. Entries named in `links` are
+    Unix symbolic links (their data is the link's target).
     """
     out = bytearray(b"Rar!\x1a\x07\x00")                      # marker block
     out += _block(0x73, 0, b"\0" * 6)                          # archive header
@@ -75,10 +76,10 @@ def rar4(entries: list[tuple[str, bytes | None]], method: int = 0x30) -> bytes:
         fields = struct.pack(
             "<LLBLLBBHL",
             len(data), len(data),                              # PACK_SIZE, UNP_SIZE
-            2,                                                 # HOST_OS: Win32
+            3 if name in links else 2,                         # HOST_OS: Unix for a link, else Win32
             zlib.crc32(data), _dos_time(),                     # FILE_CRC, FTIME
             29, method, len(raw_name),                         # UNP_VER, METHOD, NAME_SIZE
-            0x10 if is_dir else 0x20,                          # ATTR
+            0o120777 if name in links else 0x10 if is_dir else 0x20,  # ATTR (Unix: st_mode)
         ) + raw_name
         out += _block(0x74, flags, fields) + data
     out += _block(0x7B, 0x4000)                                # end of archive
@@ -943,12 +944,12 @@ def test_the_real_bound_allows_the_real_archives():
     assert sources.MAX_UNPACKED_BYTES >= 4 * 2_100_000_000  # hmdb51_org.rar, the largest, is 2.1 GB
 
 
-def hmdb51_with_inner(clap_members: list[tuple[str, bytes | None]]) -> bytes:
-    """hmdb51_org.rar (fake, stored) whose clap.rar holds `clap_members`."""
+def hmdb51_with_inner(clap_members: list[tuple[str, bytes | None]], links: frozenset[str] = frozenset()) -> bytes:
+    """hmdb51_org.rar (fake, stored) whose clap.rar holds `clap_members` (`links`: those that are symbolic links)."""
     inner = []
     for cls in HMDB51_CLASSES:
         members = clap_members if cls == "clap" else [(f"{cls}/{cls}_clip_0.avi", video_bytes(cls, 0))]
-        inner.append((f"{cls}.rar", rar4(members)))
+        inner.append((f"{cls}.rar", rar4(members, links=links if cls == "clap" else frozenset())))
     return rar4(inner)
 
 
@@ -968,6 +969,17 @@ def test_an_unsafe_inner_rar_is_refused_before_its_videos_are_written(tmp_path, 
         fetch_hmdb51(out, downloads)
     assert str(err.value) == f"{tmp_path / 'in' / 'hmdb51_org.rar'} (member clap.rar): {problem}"
     assert list(out.iterdir()) == [] and not (tmp_path / "evil.avi").exists()
+
+
+def test_a_link_in_an_inner_rar_is_refused(tmp_path, fake_known_files):
+    _, splits = hmdb51_archives()
+    videos = hmdb51_with_inner([("clap/a.avi", b"../../../../etc/passwd")], links=frozenset({"clap/a.avi"}))
+    downloads, out = _hmdb51_local(tmp_path, fake_known_files, videos, splits)
+    with pytest.raises(SourceError) as err:
+        fetch_hmdb51(out, downloads)
+    assert str(err.value) == (f"{tmp_path / 'in' / 'hmdb51_org.rar'} (member clap.rar): member 'clap/a.avi' is a "
+                              f"symbolic link, which could point outside the target directory; {FIX}")
+    assert list(out.iterdir()) == []
 
 
 def test_an_outer_rar_with_a_duplicate_class_is_refused(tmp_path, fake_known_files):
