@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -257,6 +258,38 @@ def test_clip_claiming_one_frame_more_than_decodes_passes(ws):
     line = failed(run_stage(ws, "sample_frames"))
     assert line == (f"error: data/raw/hmdb51/{clip}: truncated video: {n} of {n + 2} frames decode "
                     f"(the file holds fewer frames than its header claims); {FIX}")
+
+
+# --- 2b. a full disk: the file size limit (RLIMIT_FSIZE, `ulimit -f`) makes every write past it fail ----
+
+def run_with_file_size_limit(cwd: Path, stage: str, limit: int) -> subprocess.CompletedProcess:
+    """The stage with writes limited to `limit` bytes per file; SIGXFSZ keeps its default (it would kill
+    the process): the stage itself must ignore it, so a write past the limit fails with EFBIG instead."""
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return subprocess.run(command(stage), cwd=cwd, env={**ENV, "PYTHONDONTWRITEBYTECODE": "1"}, capture_output=True,
+                          text=True, timeout=600, check=False, preexec_fn=limit_file_size)
+
+
+TOO_LARGE = ("cannot write it: the file would exceed the largest file allowed (the process's file size limit, "
+             "`ulimit -f`, or the filesystem's); free space there (or raise the limit) and run again (the previous "
+             "output is left as it was)")
+
+
+def test_file_size_limit_stops_pad_resize_in_one_line(ws):
+    before = snapshot(ws / "data/images")
+    line = failed(run_with_file_size_limit(ws, "pad_resize", 4096))  # every array is larger
+    assert line == f"error: data/images/stanford40_train.npy: {TOO_LARGE}"
+    assert snapshot(ws / "data/images") == before and leftovers(ws) == []
+
+
+def test_file_size_limit_stops_a_training_stage_at_its_checkpoint(ws):
+    (ws / "models").mkdir()
+    (ws / "models/stanford40_frames.pt").write_bytes(b"the previous model")
+    line = failed(run_with_file_size_limit(ws, "train_spatial", 2 * 2**20))  # GoogLeNet's weights: 22 MB
+    assert line == f"error: models/stanford40_frames.pt: {TOO_LARGE}"
+    assert (ws / "models/stanford40_frames.pt").read_bytes() == b"the previous model"
+    assert leftovers(ws) == []
 
 
 # --- 3. labels against the class table; lists naming missing files or unknown classes ---------------

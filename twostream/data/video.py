@@ -42,7 +42,7 @@ import cv2
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from twostream.data.images import pad_resize
+from twostream.data.images import MAX_PIXELS, pad_resize
 from twostream.errors import VideoError
 from twostream.params import FLOW_FRAMES, FRAME_POSITIONS
 from twostream.workers import worker_pool
@@ -164,6 +164,9 @@ def _decode(path: Path, logs: list[tuple[int, str, str]], keep: Callable[[int], 
         if not container.streams.video:
             raise VideoError(f"{path}: cannot open video (no video stream in the file); {FIX}")
         stream = container.streams.video[0]
+        if stream.codec_context.width * stream.codec_context.height > MAX_PIXELS:
+            raise VideoError(f"{path}: frames of {stream.codec_context.width}x{stream.codec_context.height} pixels are "
+                             f"larger than the {MAX_PIXELS:,} pixels decoded per frame; {FIX}")
         claimed = stream.frames  # the header's frame count; 0 when the container does not say
         indexed = len(stream.index_entries)  # frames in the file's index (AVI idx1) read at open; grows while demuxing
         keeping = keep(_count_packets(path))  # None: every frame
