@@ -292,6 +292,20 @@ def test_file_size_limit_stops_a_training_stage_at_its_checkpoint(ws):
     assert leftovers(ws) == []
 
 
+@pytest.mark.parametrize("limit, problem", [
+    (2048, r"stanford40/JPEGImages/\w+_\d{3}\.jpg: " + re.escape(TOO_LARGE)),  # every JPEG is larger
+    (65536, r"hmdb51/\w+/\w+\.avi: cannot write it: OpenCV's video writer stopped after \d+ of \d+ frames "
+            r"\(a full disk, a quota or the file size limit\); free space there"),  # JPEGs fit, clips do not
+])
+def test_file_size_limit_stops_the_synthetic_download_in_one_line(tmp_path, limit, problem):
+    ws = workspace(tmp_path / "ws")
+    line = failed(run_with_file_size_limit(ws, "download", limit))
+    assert re.match(rf"error: data/raw/{problem}", line), line
+    # the stanford40 tree that was complete stays; nothing half-written is left
+    assert sorted(p.name for p in (ws / "data/raw").iterdir()) == ([] if limit == 2048 else ["stanford40"])
+    assert leftovers(ws) == []
+
+
 # --- 3. labels against the class table; lists naming missing files or unknown classes ---------------
 
 def edit_csv(path: Path, row: int, **values) -> None:
