@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 from test_pipeline_dvc import set_yaml
 from test_video import frame_chunks, overstate_frame_count
 
@@ -211,6 +212,21 @@ def test_garbage_in_a_jpeg_stops_pad_resize(ws):
     assert line.startswith(f"error: data/raw/stanford40/{image}: truncated or corrupt image (libjpeg: ")
     assert line.endswith(FIX)
     assert not (ws / "data/images").exists() and leftovers(ws) == []
+
+
+def test_a_60000x1_jpeg_passes_pad_resize_without_the_10_gib_square(ws):
+    # its padded square would be 60000 x 60000 x 3 bytes; the address space is limited to 8 GiB
+    row, image = manifest_row(ws, "data/manifests/stanford40_train.csv")
+    Image.fromarray(np.full((60000, 40, 3), 255, np.uint8)).save(ws / "data/raw/stanford40" / image, "JPEG")
+
+    def limit_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (8 * 2**30, 8 * 2**30))
+    ok(subprocess.run(command("pad_resize"), cwd=ws, env={**ENV, "MALLOC_ARENA_MAX": "2"}, capture_output=True,
+                      text=True, timeout=300, check=False, preexec_fn=limit_memory))
+    out = np.load(ws / "data/images/stanford40_train.npy")[row - 2]
+    # 40 white columns at x 29980-30019 of the square; at 32 px each output column spans 1875: columns 15
+    # and 16 hold 20 each, 255 * 20 / 1875 = 2.7
+    assert (out[:, 15:17] == 3).all() and (np.delete(out, [15, 16], axis=1) == 0).all()
 
 
 # --- 2. damaged clips stop sample_frames, naming the file; HMDB51's overstated frame count passes ----
