@@ -426,3 +426,11 @@ def test_sample_video_keeps_only_the_frames_it_uses(tmp_path, monkeypatch):
     sample = sample_video(mkv, 32)
     assert sample.n == 30 and len(kept) == 2 and kept[1] == len(set(video._used_frames(30, 0)))
     assert grey_levels(sample.flow_frames[:, 4:14], rows=10) == flow_frame_indices(30)
+
+
+def test_frames_larger_than_the_pixel_bound_are_refused_before_decoding(tmp_path, monkeypatch):
+    path = write_avi(tmp_path / "clip.avi", 12)  # 64 x 48 = 3,072 pixels a frame
+    monkeypatch.setattr(video, "MAX_PIXELS", 3000)
+    with pytest.raises(VideoError) as info:
+        sample_video(path, 32)
+    assert_one_line_error(info, path, "frames of 64x48 pixels are larger than the 3,000 pixels decoded per frame")
