@@ -62,6 +62,7 @@ def test_ctrl_c_is_one_line_and_status_130(monkeypatch, capsys):
     assert exit_.value.code == INTERRUPTED == 128 + signal.SIGINT == 130
     err = capsys.readouterr().err
     assert err.startswith("error: interrupted (Ctrl-C)") and err.count("\n") == 1
+    assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # a second Ctrl-C (torchrun sends one) cannot cut it
 
 
 def test_a_bug_keeps_its_traceback(monkeypatch):

@@ -96,6 +96,8 @@ def run_stage(main: Callable[[argparse.Namespace, Params, RuntimeParams | None],
         write_line(f"error: {prefix}{exc}")
         sys.exit(1)
     except KeyboardInterrupt:
+        # torchrun passes Ctrl-C on to its processes once more: that one must not cut this line short
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         write_line(f"error: {prefix}interrupted (Ctrl-C); no partial output is left: run the stage again")
         sys.exit(INTERRUPTED)
     except RuntimeError as exc:
