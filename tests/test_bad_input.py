@@ -25,7 +25,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 from test_pipeline_dvc import set_yaml
-from test_video import frame_chunks, overstate_frame_count
+from test_images import photo, sof_with_size
+from test_video import frame_chunks, overstate_frame_count, write_pyav
 
 from twostream.classes import HMDB51_CLASSES
 
@@ -229,6 +230,43 @@ def test_a_60000x1_jpeg_passes_pad_resize_without_the_10_gib_square(ws):
     assert (out[:, 15:17] == 3).all() and (np.delete(out, [15, 16], axis=1) == 0).all()
 
 
+EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nnewpath 0 0 moveto 8 8 lineto stroke\nshowpage\n%%EOF\n"
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("bomb", "image of 65000x65000 pixels is larger than the 89,478,485 pixels read_rgb decodes (a decompression "
+             "bomb?)"),
+    ("eps", "cannot decode image (not an image, or not one of the formats read: JPEG, PNG, BMP, TIFF, WEBP)"),
+])
+def test_a_decompression_bomb_or_an_eps_stops_pad_resize(ws, content, problem):
+    _, image = manifest_row(ws, "data/manifests/stanford40_test.csv")
+    path = ws / "data/raw/stanford40" / image
+    path.write_bytes(sof_with_size(path.read_bytes(), 65000, 65000) if content == "bomb" else EPS)
+    before = snapshot(ws / "data/images")
+    assert failed(run_stage(ws, "pad_resize")) == f"error: data/raw/stanford40/{image}: {problem}; {FIX}"
+    assert snapshot(ws / "data/images") == before and leftovers(ws) == []
+
+
+def test_unusual_but_valid_images_pass_pad_resize(ws):
+    frame = pd.read_csv(ws / "data/manifests/stanford40_train.csv")
+    unique = list(dict.fromkeys(frame["path"]))[:5]
+    picture = Image.fromarray(photo(90, 120))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    makers = [lambda p: picture.convert("CMYK").save(p, "JPEG"),
+              lambda p: picture.convert("L").save(p, "JPEG", progressive=True, exif=exif),
+              lambda p: picture.convert("RGBA").save(p, "PNG"),  # a PNG under the .jpg name
+              lambda p: picture.quantize(64).save(p, "PNG"),
+              lambda p: Image.fromarray(photo(90, 120)[..., 0].astype(np.uint16) * 257).save(p, "PNG")]
+    for name, make in zip(unique, makers):
+        make(ws / "data/raw/stanford40" / name)
+    ok(run_stage(ws, "pad_resize"))
+    images = np.load(ws / "data/images/stanford40_train.npy")
+    for name in unique:
+        index = frame.index[frame["path"] == name][0]
+        assert 40 < images[index].mean() < 200, name  # the picture, not black or washed out
+
+
 # --- 2. damaged clips stop sample_frames, naming the file; HMDB51's overstated frame count passes ----
 
 def test_truncated_clip_stops_sample_frames(ws):
@@ -274,6 +312,19 @@ def test_clip_claiming_one_frame_more_than_decodes_passes(ws):
     line = failed(run_stage(ws, "sample_frames"))
     assert line == (f"error: data/raw/hmdb51/{clip}: truncated video: {n} of {n + 2} frames decode "
                     f"(the file holds fewer frames than its header claims); {FIX}")
+
+
+def test_unusual_but_valid_clips_pass_sample_frames(ws):
+    frame = pd.read_csv(ws / "data/manifests/hmdb51_train.csv")
+    clips = list(frame["path"][:4])
+    raw = ws / "data/raw/hmdb51"
+    write_pyav(raw / clips[0], [*range(8), *range(11, 20)])  # 17 frames with a gap of 3: the header claims 20
+    write_pyav(raw / clips[1], range(14), audio=True)
+    write_pyav(raw / clips[2], range(15), "libx264", options={"bf": "2", "b-adapt": "0"})  # H.264 in an .avi name
+    write_pyav(raw / clips[3], range(9), width=48, height=64)  # portrait, exactly 9 frames
+    ok(run_stage(ws, "sample_frames"))
+    counts = pd.read_csv(ws / "data/frames/hmdb51_train.csv").set_index("path")["n_frames"]
+    assert [counts[c] for c in clips] == [17, 14, 15, 9]
 
 
 # --- 2b. a full disk: the file size limit (RLIMIT_FSIZE, `ulimit -f`) makes every write past it fail ----
