@@ -5,11 +5,13 @@ every clip, and, for video-level testing, K test clips spread evenly over it (ea
 9 flow frames around its centre, with the seed's spacing).
 
 Each clip is decoded with PyAV (FFmpeg), single-threaded: every frame that decodes, in display
-order, counts; only the frames the caller uses are kept (memory does not grow with the clip's
-length). Which frames are used depends on the number that decode, known only at the end: the
-decoding pass keeps the frames wanted for the counts that the number of packets predicts (it,
-or up to `HEADER_SLACK` + 1 fewer), found by demuxing without decoding first; a clip whose
-count falls outside that range is decoded a second time. Damage is an error, never a silent grey or missing frame:
+order, counts; only the frames the caller uses are kept, converted as they decode (memory does
+not grow with the clip's length). Which frames are used depends on the number that decode,
+known only at the end: the decoding pass keeps the frames wanted for the counts that the number
+of packets predicts (it, or up to `HEADER_SLACK` + 1 fewer), found by demuxing without decoding
+first; a clip whose count falls outside that range is decoded a second time.
+
+Damage is an error, never a silent grey or missing frame:
 
 - the decoder runs with `err_detect=explode`, so a slice it would conceal (grey or smeared
   blocks) raises instead, at the frame it belongs to;
@@ -133,14 +135,12 @@ def _decode_frames(path: Path, wanted: Wanted, size: int) -> tuple[int, dict[int
     return n, {i: kept[i] for i in sorted(need)}
 
 
-def _plausible(wanted: Wanted, predicted: int) -> set[int] | None:
-    """Every frame `wanted` names for the counts near `predicted` (None when nothing is predicted: keep all)."""
-    if predicted <= 0:
-        return None
+def _plausible(wanted: Wanted, predicted: int) -> set[int]:
+    """Every frame `wanted` names for the counts near `predicted` (none when nothing is predicted)."""
     return {i for m in range(max(1, predicted - HEADER_SLACK - 1), predicted + 1) for i in wanted(m)}
 
 
-def _decode_checked(path: Path, keep: Callable[[int], set[int] | None],
+def _decode_checked(path: Path, keep: Callable[[int], set[int]],
                     size: int) -> tuple[int, dict[int, np.ndarray]]:
     level, skip_repeated = av.logging.get_level(), av.logging.get_skip_repeated()
     av.logging.set_level(av.logging.WARNING)  # hand FFmpeg's warnings and errors to the capture below
@@ -154,7 +154,7 @@ def _decode_checked(path: Path, keep: Callable[[int], set[int] | None],
         av.logging.set_skip_repeated(skip_repeated)
 
 
-def _decode(path: Path, logs: list[tuple[int, str, str]], keep: Callable[[int], set[int] | None],
+def _decode(path: Path, logs: list[tuple[int, str, str]], keep: Callable[[int], set[int]],
             size: int) -> tuple[int, dict[int, np.ndarray]]:
     try:
         container = av.open(str(path), mode="r")
@@ -169,7 +169,7 @@ def _decode(path: Path, logs: list[tuple[int, str, str]], keep: Callable[[int], 
                              f"larger than the {MAX_PIXELS:,} pixels decoded per frame; {FIX}")
         claimed = stream.frames  # the header's frame count; 0 when the container does not say
         indexed = len(stream.index_entries)  # frames in the file's index (AVI idx1) read at open; grows while demuxing
-        keeping = keep(_count_packets(path))  # None: every frame
+        keeping = keep(_count_packets(path))
         context = stream.codec_context
         context.options = {"err_detect": "explode"}  # concealed errors become exceptions
         context.thread_type = "NONE"  # one thread: errors surface at the frame they belong to
@@ -194,7 +194,7 @@ def _decode(path: Path, logs: list[tuple[int, str, str]], keep: Callable[[int], 
                     if frame.is_corrupt:  # concealed damage that err_detect did not turn into an exception
                         bad_frame, damage = n + 1, _detail(logs) or "the decoder flagged the frame corrupt"
                         break
-                    if keeping is None or n in keeping:
+                    if n in keeping:
                         frames[n] = pad_resize(to_rgb.reformat(frame, format="rgb24").to_ndarray(), size)
                     n += 1
                 if damage is None and (packet.is_corrupt or _error_count(logs) > errors_before):
@@ -227,14 +227,17 @@ def _decode(path: Path, logs: list[tuple[int, str, str]], keep: Callable[[int], 
 
 
 def _count_packets(path: Path) -> int:
-    """The video packets with data in the file, demuxed without decoding (0 if that fails: the decode will
-    say why): the predicted frame count. Neither the header (which counts a variable-frame-rate AVI's gaps)
+    """The video packets with data in the file, demuxed without decoding (up to where demuxing fails: the
+    decode will say why): the predicted frame count. Neither the header (which counts a variable-frame-rate AVI's gaps)
     nor the index (Matroska's lists keyframes only) predicts it in every container."""
+    count = 0
     try:
         with av.open(str(path), mode="r") as container:
-            return sum(packet.size > 0 for packet in container.demux(container.streams.video[0]))
+            for packet in container.demux(container.streams.video[0]):
+                count += packet.size > 0
     except (av.FFmpegError, IndexError):
-        return 0
+        pass
+    return count
 
 
 def _timestamp_gaps(stamps: list[tuple[int, int]]) -> int:
