@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -22,8 +23,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 from test_pipeline_dvc import set_yaml
-from test_video import frame_chunks, overstate_frame_count
+from test_images import photo, sof_with_size
+from test_video import frame_chunks, overstate_frame_count, write_pyav
 
 from twostream.classes import HMDB51_CLASSES
 
@@ -238,6 +241,58 @@ def test_garbage_in_a_jpeg_stops_pad_resize(ws):
     assert not (ws / "data/images").exists() and leftovers(ws) == []
 
 
+def test_a_60000x1_jpeg_passes_pad_resize_without_the_10_gib_square(ws):
+    # its padded square would be 60000 x 60000 x 3 bytes; the address space is limited to 8 GiB
+    row, image = manifest_row(ws, "data/manifests/stanford40_train.csv")
+    Image.fromarray(np.full((60000, 40, 3), 255, np.uint8)).save(ws / "data/raw/stanford40" / image, "JPEG")
+
+    def limit_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (8 * 2**30, 8 * 2**30))
+    ok(subprocess.run(command("pad_resize"), cwd=ws, env={**ENV, "MALLOC_ARENA_MAX": "2"}, capture_output=True,
+                      text=True, timeout=300, check=False, preexec_fn=limit_memory))
+    out = np.load(ws / "data/images/stanford40_train.npy")[row - 2]
+    # 40 white columns at x 29980-30019 of the square; at 32 px each output column spans 1875: columns 15
+    # and 16 hold 20 each, 255 * 20 / 1875 = 2.7
+    assert (out[:, 15:17] == 3).all() and (np.delete(out, [15, 16], axis=1) == 0).all()
+
+
+EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nnewpath 0 0 moveto 8 8 lineto stroke\nshowpage\n%%EOF\n"
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("bomb", "image of 65000x65000 pixels is larger than the 89,478,485 pixels read_rgb decodes (a decompression "
+             "bomb?)"),
+    ("eps", "cannot decode image (not an image, or not one of the formats read: JPEG, PNG, BMP, TIFF, WEBP)"),
+])
+def test_a_decompression_bomb_or_an_eps_stops_pad_resize(ws, content, problem):
+    _, image = manifest_row(ws, "data/manifests/stanford40_test.csv")
+    path = ws / "data/raw/stanford40" / image
+    path.write_bytes(sof_with_size(path.read_bytes(), 65000, 65000) if content == "bomb" else EPS)
+    before = snapshot(ws / "data/images")
+    assert failed(run_stage(ws, "pad_resize")) == f"error: data/raw/stanford40/{image}: {problem}; {FIX}"
+    assert snapshot(ws / "data/images") == before and leftovers(ws) == []
+
+
+def test_unusual_but_valid_images_pass_pad_resize(ws):
+    frame = pd.read_csv(ws / "data/manifests/stanford40_train.csv")
+    unique = list(dict.fromkeys(frame["path"]))[:5]
+    picture = Image.fromarray(photo(90, 120))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    makers = [lambda p: picture.convert("CMYK").save(p, "JPEG"),
+              lambda p: picture.convert("L").save(p, "JPEG", progressive=True, exif=exif),
+              lambda p: picture.convert("RGBA").save(p, "PNG"),  # a PNG under the .jpg name
+              lambda p: picture.quantize(64).save(p, "PNG"),
+              lambda p: Image.fromarray(photo(90, 120)[..., 0].astype(np.uint16) * 257).save(p, "PNG")]
+    for name, make in zip(unique, makers):
+        make(ws / "data/raw/stanford40" / name)
+    ok(run_stage(ws, "pad_resize"))
+    images = np.load(ws / "data/images/stanford40_train.npy")
+    for name in unique:
+        index = frame.index[frame["path"] == name][0]
+        assert 40 < images[index].mean() < 200, name  # the picture, not black or washed out
+
+
 # --- 2. damaged clips stop sample_frames, naming the file; HMDB51's overstated frame count passes ----
 
 def test_truncated_clip_stops_sample_frames(ws):
@@ -283,6 +338,65 @@ def test_clip_claiming_one_frame_more_than_decodes_passes(ws):
     line = failed(run_stage(ws, "sample_frames"))
     assert line == (f"error: data/raw/hmdb51/{clip}: truncated video: {n} of {n + 2} frames decode "
                     f"(the file holds fewer frames than its header claims); {FIX}")
+
+
+def test_unusual_but_valid_clips_pass_sample_frames(ws):
+    frame = pd.read_csv(ws / "data/manifests/hmdb51_train.csv")
+    clips = list(frame["path"][:4])
+    raw = ws / "data/raw/hmdb51"
+    write_pyav(raw / clips[0], [*range(8), *range(11, 20)])  # 17 frames with a gap of 3: the header claims 20
+    write_pyav(raw / clips[1], range(14), audio=True)
+    write_pyav(raw / clips[2], range(15), "libx264", options={"bf": "2", "b-adapt": "0"})  # H.264 in an .avi name
+    write_pyav(raw / clips[3], range(9), width=48, height=64)  # portrait, exactly 9 frames
+    ok(run_stage(ws, "sample_frames"))
+    counts = pd.read_csv(ws / "data/frames/hmdb51_train.csv").set_index("path")["n_frames"]
+    assert [counts[c] for c in clips] == [17, 14, 15, 9]
+
+
+# --- 2b. a full disk: the file size limit (RLIMIT_FSIZE, `ulimit -f`) makes every write past it fail ----
+
+def run_with_file_size_limit(cwd: Path, stage: str, limit: int) -> subprocess.CompletedProcess:
+    """The stage with writes limited to `limit` bytes per file; SIGXFSZ keeps its default (it would kill
+    the process): the stage itself must ignore it, so a write past the limit fails with EFBIG instead."""
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return subprocess.run(command(stage), cwd=cwd, env={**ENV, "PYTHONDONTWRITEBYTECODE": "1"}, capture_output=True,
+                          text=True, timeout=600, check=False, preexec_fn=limit_file_size)
+
+
+TOO_LARGE = ("cannot write it: the file would exceed the largest file allowed (the process's file size limit, "
+             "`ulimit -f`, or the filesystem's); free space there (or raise the limit) and run again (the previous "
+             "output is left as it was)")
+
+
+def test_file_size_limit_stops_pad_resize_in_one_line(ws):
+    before = snapshot(ws / "data/images")
+    line = failed(run_with_file_size_limit(ws, "pad_resize", 4096))  # every array is larger
+    assert line == f"error: data/images/stanford40_train.npy: {TOO_LARGE}"
+    assert snapshot(ws / "data/images") == before and leftovers(ws) == []
+
+
+def test_file_size_limit_stops_a_training_stage_at_its_checkpoint(ws):
+    (ws / "models").mkdir()
+    (ws / "models/stanford40_frames.pt").write_bytes(b"the previous model")
+    line = failed(run_with_file_size_limit(ws, "train_spatial", 2 * 2**20))  # GoogLeNet's weights: 22 MB
+    assert line == f"error: models/stanford40_frames.pt: {TOO_LARGE}"
+    assert (ws / "models/stanford40_frames.pt").read_bytes() == b"the previous model"
+    assert leftovers(ws) == []
+
+
+@pytest.mark.parametrize("limit, problem", [
+    (2048, r"stanford40/JPEGImages/\w+_\d{3}\.jpg: " + re.escape(TOO_LARGE)),  # every JPEG is larger
+    (65536, r"hmdb51/\w+/\w+\.avi: cannot write it: OpenCV's video writer stopped after \d+ of \d+ frames "
+            r"\(a full disk, a quota or the file size limit\); free space there"),  # JPEGs fit, clips do not
+])
+def test_file_size_limit_stops_the_synthetic_download_in_one_line(tmp_path, limit, problem):
+    ws = workspace(tmp_path / "ws")
+    line = failed(run_with_file_size_limit(ws, "download", limit))
+    assert re.match(rf"error: data/raw/{problem}", line), line
+    # the stanford40 tree that was complete stays; nothing half-written is left
+    assert sorted(p.name for p in (ws / "data/raw").iterdir()) == ([] if limit == 2048 else ["stanford40"])
+    assert leftovers(ws) == []
 
 
 # --- 3. labels against the class table; lists naming missing files or unknown classes ---------------

@@ -1,11 +1,13 @@
 """The stage entry point: expected failures end with one line, Ctrl-C with exit status 130."""
+import errno
+import logging
 import signal
 import sys
 
 import pytest
 
 from twostream import errors
-from twostream.cli import INTERRUPTED, run_stage, stage_parser
+from twostream.cli import INTERRUPTED, LineHandler, run_stage, stage_parser
 from twostream.errors import ListError, MissingInputError, ParamsError, TwostreamError
 from twostream.params import Params, RuntimeParams
 
@@ -60,6 +62,7 @@ def test_ctrl_c_is_one_line_and_status_130(monkeypatch, capsys):
     assert exit_.value.code == INTERRUPTED == 128 + signal.SIGINT == 130
     err = capsys.readouterr().err
     assert err.startswith("error: interrupted (Ctrl-C)") and err.count("\n") == 1
+    assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # a second Ctrl-C (torchrun sends one) cannot cut it
 
 
 def test_a_bug_keeps_its_traceback(monkeypatch):
@@ -84,8 +87,43 @@ def test_messages_name_the_rank_under_torchrun(monkeypatch, capsys):
 
 def test_every_error_type_is_a_twostream_error():
     types = [t for t in vars(errors).values() if isinstance(t, type) and issubclass(t, Exception)]
-    assert len(types) == 11
+    assert len(types) == 12
     assert all(issubclass(t, TwostreamError) for t in types)
     # callers that catch the builtin kinds still do
     assert issubclass(errors.MissingInputError, FileNotFoundError)
     assert issubclass(errors.ParamsError, ValueError) and issubclass(errors.SourceError, RuntimeError)
+
+
+def test_a_full_disk_outside_twostream_io_is_one_line(monkeypatch, capsys):
+    # a library writing its own files (DVCLive, matplotlib) raises a bare OSError, or torch.save a
+    # RuntimeError raised while handling one
+    def bare(args, params, runtime):
+        raise OSError(errno.ENOSPC, "No space left on device", "plots/training/loss.tsv")
+
+    def wrapped(args, params, runtime):
+        try:
+            raise OSError(errno.EDQUOT, "Disk quota exceeded")
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598") from None
+
+    for main, line in ((bare, "plots/training/loss.tsv: cannot write it: no space left on the device ("),
+                       (wrapped, "a file of this stage's outputs: cannot write it: the disk quota is exceeded (")):
+        with pytest.raises(SystemExit) as exit_:
+            run(monkeypatch, main)
+        err = capsys.readouterr().err
+        assert exit_.value.code == 1 and err.startswith(f"error: {line}") and err.count("\n") == 1, err
+        assert err.endswith("MiB free); free space there (or raise the limit) and run again (the previous output "
+                            "is left as it was)\n")
+    assert signal.getsignal(signal.SIGXFSZ) == signal.SIG_IGN  # over `ulimit -f`: EFBIG, not a silent kill
+
+
+def test_log_records_go_out_in_one_write(capfd):
+    logger = logging.getLogger("twostream.test_one_write")
+    handler = LineHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    try:
+        logger.warning("two\nlines")
+    finally:
+        logger.removeHandler(handler)
+    assert capfd.readouterr().err == "WARNING twostream.test_one_write: two\nlines\n"

@@ -1,3 +1,4 @@
+import fractions
 import re
 import struct
 
@@ -6,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
+from twostream.data import video
 from twostream.data.images import pad_resize
 from twostream.data.video import (VideoError, clip_centres, clip_flow_frame_indices, decode_clip, flow_frame_indices,
                                   position_indices, sample_video, sample_videos)
@@ -308,3 +310,127 @@ def test_sample_videos_worker_error_names_the_file(tmp_path):
     assert info.value.__cause__ is None and info.value.__context__ is None  # no traceback of the pool
     with pytest.raises(ValueError, match="processes"):
         next(sample_videos(paths, 32, processes=0))
+
+
+# --------------------------------------------------------------------------- valid but unusual clips
+
+def write_pyav(path, stamps, codec="mpeg4", width=64, height=48, audio=False, options=None):
+    """A clip written by PyAV (FFmpeg): frame k has grey level 6 * k (a white square moves along its bottom
+    edge), at the timestamps `stamps` in frames of 1/30 s; optionally an MP3 audio track interleaved."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=30, options=options or {})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.time_base = fractions.Fraction(1, 30)
+        stream.bit_rate = 5_000_000  # grey levels survive the encoding within a level or two
+        sound = container.add_stream("mp3", rate=22050) if audio else None
+        for k, pts in enumerate(stamps):
+            image = np.full((height, width, 3), 6 * k, np.uint8)
+            x = (2 * k) % (width - 8)
+            image[height - 8:, x:x + 8] = 255
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = pts
+            for packet in stream.encode(frame):
+                container.mux(packet)
+            if sound is not None:
+                tone = np.sin(np.arange(735) * 0.05 * (k + 1)).astype(np.float32)[None]
+                chunk = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
+                chunk.sample_rate = 22050
+                for packet in sound.encode(chunk):
+                    container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+        if sound is not None:
+            for packet in sound.encode():
+                container.mux(packet)
+    return path
+
+
+def grey_levels(frames, rows=20):
+    """Frame k's number, read back from its grey level (the rows above the moving square)."""
+    return [round(float(frame[:rows].mean()) / 6) for frame in frames]
+
+
+def test_variable_frame_rate_avi_with_timestamp_gaps_is_accepted(tmp_path):
+    stamps = [*range(10), *range(13, 20), *range(25, 40)]  # 32 frames over 40 frame intervals: two gaps
+    path = write_pyav(tmp_path / "vfr.avi", stamps)
+    with av.open(str(path)) as container:
+        assert container.streams.video[0].frames == 40  # the header counts the gaps (empty chunks) as frames
+    frames = decode_clip(path, 64)
+    assert frames.shape == (32, 64, 64, 3)
+    padded = frames[:, 8:28]  # 64x48 padded to 64x64: 8 zero rows on top
+    assert grey_levels(padded) == list(range(32))  # every frame, in order, none repeated for the gaps
+    sample = sample_video(path, 64, clips=2)
+    assert sample.n == 32 and (sample.flow_frames == frames[flow_frame_indices(32)]).all()
+    # a cut is still a cut: the same clip ending before its 21st chunk (17 frames and the 3 empty chunks of a gap)
+    data = path.read_bytes()
+    (tmp_path / "cut.avi").write_bytes(data[:frame_chunks(data)[20]])
+    with pytest.raises(VideoError) as info:
+        decode_clip(tmp_path / "cut.avi", 64)
+    assert_one_line_error(info, tmp_path / "cut.avi", "truncated video: 17 of 40 frames decode (and 3 timestamp gaps)")
+
+
+def test_avi_with_an_audio_track(tmp_path):
+    path = write_pyav(tmp_path / "audio.avi", range(20), audio=True)
+    with av.open(str(path)) as container:
+        assert [s.type for s in container.streams] == ["video", "audio"]
+    frames = decode_clip(path, 64)
+    assert frames.shape == (20, 64, 64, 3) and grey_levels(frames[:, 8:28]) == list(range(20))
+    assert sample_video(path, 64).n == 20
+
+
+def test_h264_with_b_frames_in_display_order(tmp_path):
+    path = write_pyav(tmp_path / "bframes.mp4", range(30), "libx264", options={"bf": "2", "b-adapt": "0", "g": "12"})
+    with av.open(str(path)) as container:
+        stamps = [packet.pts for packet in container.demux(video=0) if packet.size]
+    assert stamps != sorted(stamps)  # B-frames: packets come in decoding order, the decoder reorders them
+    frames = decode_clip(path, 64)
+    assert frames.shape == (30, 64, 64, 3) and grey_levels(frames[:, 8:28]) == list(range(30))
+    sample = sample_video(path, 64, clips=3)
+    assert sample.n == 30 and grey_levels(sample.flow_frames[:, 8:28]) == flow_frame_indices(30)
+
+
+def test_clip_of_exactly_9_frames(tmp_path):
+    path = write_pyav(tmp_path / "nine.avi", range(9))
+    sample = sample_video(path, 64, clips=2)
+    assert sample.n == 9
+    assert grey_levels(sample.flow_frames[:, 8:28]) == [2, 2, 3, 3, 4, 4, 5, 5, 6]
+    assert grey_levels(sample.positions[:, 8:28]) == [0, 2, 4, 6, 8]
+
+
+def test_portrait_clip_is_padded_left_and_right(tmp_path):
+    path = write_pyav(tmp_path / "portrait.avi", range(12), width=48, height=64)
+    frames = decode_clip(path, 32)
+    assert frames.shape == (12, 32, 32, 3)
+    assert (frames[:, :, :3] == 0).all() and (frames[:, :, -3:] == 0).all()  # 8 zero columns each side, 4 at 32 px
+    assert [round(float(f[:10, 8:24].mean()) / 6) for f in frames] == list(range(12))
+
+
+def test_sample_video_keeps_only_the_frames_it_uses(tmp_path, monkeypatch):
+    path = write_textured_avi(tmp_path / "clip.avi", 90, width=64, height=48)
+    kept = []
+    real = video._decode
+
+    def spy(*args):
+        n, frames = real(*args)
+        kept.append(len(frames))
+        return n, frames
+    monkeypatch.setattr(video, "_decode", spy)
+    assert sample_video(path, 32).n == 90
+    used = set(video._used_frames(90, 0))  # 14 frames; those for 89 decodable frames are kept as well
+    assert len(kept) == 1 and len(used) <= kept[0] <= 2 * len(used) < 90
+    # a clip whose packets predict the count badly (Matroska: no frame count, an index of keyframes only)
+    # is decoded twice, still keeping only the frames it uses
+    mkv = write_pyav(tmp_path / "clip.mkv", range(30))
+    kept.clear()
+    monkeypatch.setattr(video, "_count_packets", lambda path: 60)
+    sample = sample_video(mkv, 32)
+    assert sample.n == 30 and len(kept) == 2 and kept[1] == len(set(video._used_frames(30, 0)))
+    assert grey_levels(sample.flow_frames[:, 4:14], rows=10) == flow_frame_indices(30)
+
+
+def test_frames_larger_than_the_pixel_bound_are_refused_before_decoding(tmp_path, monkeypatch):
+    path = write_avi(tmp_path / "clip.avi", 12)  # 64 x 48 = 3,072 pixels a frame
+    monkeypatch.setattr(video, "MAX_PIXELS", 3000)
+    with pytest.raises(VideoError) as info:
+        sample_video(path, 32)
+    assert_one_line_error(info, path, "frames of 64x48 pixels are larger than the 3,000 pixels decoded per frame")

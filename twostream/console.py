@@ -16,7 +16,7 @@ import importlib
 import signal
 import sys
 
-from twostream.errors import TwostreamError
+from twostream.errors import TwostreamError, write_line
 
 COMMANDS = {
     "compare": "paired comparison of two revisions' or experiments' test predictions",
@@ -43,10 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(f"twostream.commands.{args.command}")
         return int(module.run(args) or 0)
     except TwostreamError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        write_line(f"error: {exc}")
         return 1
     except KeyboardInterrupt:
-        print("error: interrupted (Ctrl-C)", file=sys.stderr)
+        write_line("error: interrupted (Ctrl-C)")
         return INTERRUPTED
     except BrokenPipeError:  # `twostream ... | head`
         return 0

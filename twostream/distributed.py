@@ -32,7 +32,7 @@ from torch import nn
 
 from twostream.device import resolve_device
 from twostream.errors import DeviceUnavailable
-from twostream.io import atomic_dir, atomic_path, open_array
+from twostream.io import atomic_dir, atomic_path, open_array, reserve
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +230,7 @@ def shared_array(path: str | Path, shape: tuple[int, ...], dtype: type = np.uint
     with atomic_path(path) if is_main() else contextlib.nullcontext() as tmp:
         if is_main():
             np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape).flush()
+            reserve(tmp)  # its blocks now: a sparse file on a full disk would end a process with SIGBUS
         tmp = Path(broadcast_object(str(tmp) if is_main() else None))
         array = np.lib.format.open_memmap(tmp, mode="r+")
         try:

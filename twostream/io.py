@@ -4,10 +4,16 @@ Everything is written to a temporary sibling (`.<name>.<random>.tmp`), then rena
 place with os.replace (atomic on POSIX within one filesystem). A run killed outright
 (SIGKILL, power loss) cannot clean up after itself, so the next atomic write of the same
 output first removes such leftovers.
+
+A full disk (ENOSPC), a quota (EDQUOT) or a file-size limit (EFBIG, `ulimit -f`) while writing
+is a `DiskFullError` naming the output file: the temporary file goes, the previous output stays.
+Array memmaps reserve their blocks when created (`reserve`): a sparse file would otherwise fail
+later, inside a page write, with SIGBUS and no message.
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -20,10 +26,39 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from twostream.errors import InputError, MissingInputError
+from twostream.errors import DiskFullError, InputError, MissingInputError, disk_full_cause
 
 # tempfile's random part: 8 characters from this alphabet
 _RANDOM = "[a-z0-9_]{8}"
+
+
+@contextlib.contextmanager
+def writing(path: str | Path) -> Iterator[None]:
+    """Turn a write that runs out of room inside the block into a DiskFullError naming `path`."""
+    try:
+        yield
+    except DiskFullError:
+        raise
+    except Exception as exc:
+        cause = disk_full_cause(exc)
+        if cause is None:
+            raise
+        raise DiskFullError.of(path, cause) from None
+
+
+def reserve(path: str | Path) -> None:
+    """Allocate the blocks of the file at `path` (its current size) now, so writes through a memmap of it
+    cannot run out of room; where the filesystem cannot (no posix_fallocate), nothing happens."""
+    if not hasattr(os, "posix_fallocate"):
+        return
+    with open(path, "r+b") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size:
+            try:
+                os.posix_fallocate(fh.fileno(), 0, size)
+            except OSError as exc:
+                if exc.errno not in (errno.EINVAL, errno.EOPNOTSUPP):  # unsupported: nothing reserved
+                    raise
 
 
 def _umask() -> int:
@@ -53,41 +88,49 @@ def remove_leftovers(path: str | Path) -> list[Path]:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success rename it onto `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_leftovers(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; a normal write follows the umask
-        os.replace(tmp_path, path)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
-        raise
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp_path = Path(tmp)
+        try:
+            yield tmp_path
+            os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; a normal write follows the umask
+            os.replace(tmp_path, path)
+        except BaseException:
+            tmp_path.unlink(missing_ok=True)
+            raise
 
 
 @contextlib.contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temporary directory next to `path`; on success it replaces `path` whole."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_leftovers(path)
-    tmp_path = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
-        yield tmp_path
-        os.chmod(tmp_path, 0o777 & ~_umask())
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp_path, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp_path, path)
-    except BaseException:
-        shutil.rmtree(tmp_path, ignore_errors=True)
-        raise
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(path)
+        tmp_path = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        try:
+            yield tmp_path
+            os.chmod(tmp_path, 0o777 & ~_umask())
+            if path.exists():
+                old = path.with_name(f".{path.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(path, old)
+                os.replace(tmp_path, path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp_path, path)
+        except DiskFullError as exc:  # a file inside: named where it was going to be, not in the temporary
+            shutil.rmtree(tmp_path, ignore_errors=True)
+            inner = Path(str(exc.path))
+            if inner.is_relative_to(tmp_path):
+                raise DiskFullError(path / inner.relative_to(tmp_path), exc.reason) from None
+            raise
+        except BaseException:
+            shutil.rmtree(tmp_path, ignore_errors=True)
+            raise
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
@@ -117,6 +160,7 @@ def open_array(path: str | Path, shape: tuple[int, ...], dtype: Any = np.uint8) 
     with atomic_path(path) as tmp:
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
         try:
+            reserve(tmp)
             yield array
             array.flush()
         finally:

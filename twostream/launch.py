@@ -20,7 +20,7 @@ import os
 import signal
 import sys
 
-from twostream.errors import DeviceUnavailable, TwostreamError
+from twostream.errors import DeviceUnavailable, TwostreamError, write_line
 from twostream.params import load_runtime, usable_cpus
 
 USAGE = "usage: python -m twostream.launch SCRIPT [ARGS...]"
@@ -79,13 +79,12 @@ def _torchrun(nproc: int, script: str, args: list[str]) -> int:
     try:
         run(parse_args(torchrun_args(nproc, script, args)))
     except ChildFailedError as exc:
-        print(f"error: {script} failed in {len(exc.failures)} of its {nproc} processes (their messages are above)",
-              file=sys.stderr)
+        write_line(f"error: {script} failed in {len(exc.failures)} of its {nproc} processes (their messages are above)")
         return exit_status([failure.exitcode for failure in exc.failures.values()])
     except (KeyboardInterrupt, SignalException) as exc:
         signum = getattr(exc, "sigval", signal.SIGINT)
-        print(f"error: interrupted ({signal.Signals(signum).name}); the {nproc} processes of {script} were "
-              f"stopped and no partial output is left: run the stage again", file=sys.stderr)
+        write_line(f"error: interrupted ({signal.Signals(signum).name}); the {nproc} processes of {script} were "
+                   f"stopped and no partial output is left: run the stage again")
         return 128 + signum
     return 0
 
@@ -104,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         if nproc > 1:
             check_gpus(runtime.device, nproc)
     except TwostreamError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        write_line(f"error: {exc}")
         return 1
     if nproc == 1:
         _exec_python(script, args)

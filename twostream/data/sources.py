@@ -61,7 +61,7 @@ from tqdm import tqdm
 from twostream.classes import HMDB51_CLASSES, STANFORD40_CLASSES
 from twostream.data import layout
 from twostream.errors import ListError, SourceError
-from twostream.io import write_text
+from twostream.io import write_text, writing
 from twostream.params import DownloadParams
 
 try:  # POSIX: serialise concurrent downloads of one file into a shared cache
@@ -471,8 +471,8 @@ def _fetch_part(url: str, part: Path, final: Path, expected: Expected | None,
 
 def _stream(resp: http.client.HTTPResponse, part: Path, mode: str, have: int,
             total: int | None, label: str) -> None:
-    with open(part, mode) as fh, tqdm(total=total, initial=have, unit="B", unit_scale=True,
-                                       unit_divisor=1024, desc=label, mininterval=0.5) as bar:
+    with writing(part), open(part, mode) as fh, tqdm(total=total, initial=have, unit="B", unit_scale=True,
+                                                     unit_divisor=1024, desc=label, mininterval=0.5) as bar:
         while True:
             try:
                 chunk = resp.read(CHUNK_BYTES)
@@ -530,7 +530,7 @@ def _corrupt(archive: Path | str, exc: BaseException) -> SourceError:
 
 def _copy_stream(src, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with open(dest, "wb") as dst:
+    with writing(dest), open(dest, "wb") as dst:  # a full disk: one line naming the file
         shutil.copyfileobj(src, dst, CHUNK_BYTES)
 
 

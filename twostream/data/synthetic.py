@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 
@@ -20,7 +21,8 @@ from twostream.classes import HMDB51_CLASSES, STANFORD40_CLASSES, STANFORD40_TO_
 from twostream.data import layout
 from twostream.data.render import render_clip, render_still
 from twostream.data.sizes import STANFORD40_TRAIN_SHARE, hmdb51_tag_counts, stanford40_class_sizes
-from twostream.errors import MissingInputError
+from twostream.errors import DiskFullError, MissingInputError
+from twostream.io import writing
 from twostream.params import SyntheticParams
 from twostream.workers import worker_pool
 
@@ -68,8 +70,11 @@ def _stanford40_class(images: Path, ci: int, in_train: np.ndarray, params: Synth
         file = f"{name}_{k + 1:03d}.jpg"
         seq = np.random.SeedSequence(seed, spawn_key=(_STANFORD40_KEY, 1, ci, k))
         img = render_still(STANFORD40_TO_HMDB51[name], seq, params)
-        if not cv2.imwrite(str(images / file), img, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
-            raise OSError(f"{images / file}: could not write JPEG")
+        ok, encoded = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])  # imwrite's bytes
+        if not ok:
+            raise OSError(f"{images / file}: could not encode JPEG")
+        with writing(images / file):  # a full disk: one line naming the file (imwrite would only return False)
+            (images / file).write_bytes(encoded.tobytes())
         (train if is_train else test).append(file)
     return train, test
 
@@ -95,7 +100,8 @@ def generate_stanford40(root: Path, params: SyntheticParams, seed: int,
     per_class = _per_class(_stanford40_class, jobs, processes)
     for index, name in enumerate(layout.STANFORD40_LIST_FILES):  # train.txt, test.txt
         files = sorted(f for lists_of_class in per_class for f in lists_of_class[index])
-        layout.stanford40_list(root, name).write_text("".join(f"{f}\n" for f in files))
+        with writing(layout.stanford40_list(root, name)):
+            layout.stanford40_list(root, name).write_text("".join(f"{f}\n" for f in files))
 
 
 _TITLE_WORDS = (
@@ -148,6 +154,16 @@ def _write_avi(path: Path, frames: np.ndarray) -> None:
             writer.write(frame)
     finally:
         writer.release()
+    # OpenCV's writer does not report a failed write: a full disk (or the file size limit) shows as frames
+    # missing from the index written at the end
+    try:
+        with av.open(str(path)) as container:
+            written = len(container.streams.video[0].index_entries)
+    except (av.FFmpegError, IndexError):
+        written = 0
+    if written != len(frames):
+        raise DiskFullError(path, f"OpenCV's video writer stopped after {written} of {len(frames)} frames (a full "
+                                  f"disk, a quota or the file size limit)")
 
 
 def _hmdb51_class(root: Path, ci: int, params: SyntheticParams, seed: int) -> None:
@@ -167,7 +183,8 @@ def _hmdb51_class(root: Path, ci: int, params: SyntheticParams, seed: int) -> No
     order = np.argsort(files)
     for fold, fold_tags in zip(layout.HMDB51_FOLDS, tags):
         lines = "".join(f"{files[i]} {fold_tags[i]} \n" for i in order)  # the real lists end in a space
-        layout.hmdb51_list(root, name, fold).write_text(lines)
+        with writing(layout.hmdb51_list(root, name, fold)):
+            layout.hmdb51_list(root, name, fold).write_text(lines)
 
 
 def generate_hmdb51(root: Path, params: SyntheticParams, seed: int, processes: int | None = None) -> None:

@@ -4,8 +4,14 @@ Frame choice: the five study positions and the seed's 9 flow frames around the m
 every clip, and, for video-level testing, K test clips spread evenly over it (each a frame and
 9 flow frames around its centre, with the seed's spacing).
 
-Each clip is decoded once, in one pass, with PyAV (FFmpeg), single-threaded: every frame
-that decodes, in display order. Damage is an error, never a silent grey or missing frame:
+Each clip is decoded with PyAV (FFmpeg), single-threaded: every frame that decodes, in display
+order, counts; only the frames the caller uses are kept, converted as they decode (memory does
+not grow with the clip's length). Which frames are used depends on the number that decode,
+known only at the end: the decoding pass keeps the frames wanted for the counts that the number
+of packets predicts (it, or up to `HEADER_SLACK` + 1 fewer), found by demuxing without decoding
+first; a clip whose count falls outside that range is decoded a second time.
+
+Damage is an error, never a silent grey or missing frame:
 
 - the decoder runs with `err_detect=explode`, so a slice it would conceal (grey or smeared
   blocks) raises instead, at the frame it belongs to;
@@ -17,6 +23,9 @@ that decodes, in display order. Damage is an error, never a silent grey or missi
   claim one frame more than decodes (HMDB51's DivX AVIs do, 243 vs 242, 82 vs 81: one of
   their chunks is a 1-byte placeholder without a picture), so a shortfall of
   `HEADER_SLACK` frame is accepted; the frame count used is always the number that decode.
+  A variable-frame-rate AVI counts its timestamp gaps in the header (an empty chunk per
+  skipped frame interval): gaps between the packets' timestamps are no shortfall, a file
+  that ends early is.
 
 FFmpeg's log goes nowhere while a clip decodes (PyAV's default) except into the message of
 the VideoError, which names the file, the problem, FFmpeg's words for it, and what to do.
@@ -24,7 +33,7 @@ the VideoError, which names the file, the problem, FFmpeg's words for it, and wh
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import NamedTuple
@@ -35,7 +44,7 @@ import cv2
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from twostream.data.images import pad_resize
+from twostream.data.images import MAX_PIXELS, pad_resize
 from twostream.errors import VideoError
 from twostream.params import FLOW_FRAMES, FRAME_POSITIONS
 from twostream.workers import worker_pool
@@ -101,34 +110,52 @@ def decode_clip(path: Path, size: int) -> np.ndarray:
 
     Raises VideoError if the file is missing or cannot be opened, if any frame is damaged,
     or if the file holds fewer frames than its header claims (beyond HEADER_SLACK).
+    For tests and small clips: it holds every frame; `sample_video` keeps only those it uses.
     """
-    frames = _decode_frames(path)
-    return _rgb_frames(frames, range(len(frames)), size)
+    n, frames = _decode_frames(path, range, size)
+    return np.stack([frames[i] for i in range(n)])
 
 
-def _rgb_frames(frames: list[av.VideoFrame], indices: Iterable[int], size: int) -> np.ndarray:
-    """The frames at `indices` as RGB, padded and resized with `pad_resize`: (len(indices), size, size, 3)."""
-    to_rgb = VideoReformatter()  # one conversion context for the clip (a frame's own is rebuilt per frame: 3x slower)
-    return np.stack([pad_resize(to_rgb.reformat(frames[i], format="rgb24").to_ndarray(), size) for i in indices])
+# frames to keep for a clip of n decodable frames (`range`: all of them)
+Wanted = Callable[[int], Iterable[int]]
 
 
-def _decode_frames(path: Path) -> list[av.VideoFrame]:
-    """Decode the whole clip once, checking every frame; the frames stay in the decoder's format (YUV)."""
+def _decode_frames(path: Path, wanted: Wanted, size: int) -> tuple[int, dict[int, np.ndarray]]:
+    """Decode the clip, checking every frame: the number that decode, and the frames `wanted(n)` names,
+    as RGB padded and resized to `size` (`pad_resize`). Each frame is converted as it decodes, or dropped
+    if no plausible `wanted(n)` names it: the clip's full-size frames are never held together."""
     if not path.is_file():
         raise VideoError(f"{path}: video not found; check the dataset download or the split lists")
+    n, kept = _decode_checked(path, lambda predicted: _plausible(wanted, predicted), size)
+    need = set(wanted(n))
+    if not need <= kept.keys():  # the count fell outside the predicted range: decode again for it
+        again, kept = _decode_checked(path, lambda predicted: need, size)
+        if again != n:  # pragma: no cover - a deterministic decoder gives the same count twice
+            raise VideoError(f"{path}: damaged video: {n} frames decode, then {again}; {FIX}")
+    return n, {i: kept[i] for i in sorted(need)}
+
+
+def _plausible(wanted: Wanted, predicted: int) -> set[int]:
+    """Every frame `wanted` names for the counts near `predicted` (none when nothing is predicted)."""
+    return {i for m in range(max(1, predicted - HEADER_SLACK - 1), predicted + 1) for i in wanted(m)}
+
+
+def _decode_checked(path: Path, keep: Callable[[int], set[int]],
+                    size: int) -> tuple[int, dict[int, np.ndarray]]:
     level, skip_repeated = av.logging.get_level(), av.logging.get_skip_repeated()
     av.logging.set_level(av.logging.WARNING)  # hand FFmpeg's warnings and errors to the capture below
     av.logging.set_skip_repeated(False)  # else a clip's first error is dropped if the previous clip ended on it
     try:
         # local=False: FFmpeg may log from its own threads; one clip decodes at a time per process
         with av.logging.Capture(local=False) as logs:
-            return _decode(path, logs)
+            return _decode(path, logs, keep, size)
     finally:
         av.logging.set_level(level)
         av.logging.set_skip_repeated(skip_repeated)
 
 
-def _decode(path: Path, logs: list[tuple[int, str, str]]) -> list[av.VideoFrame]:
+def _decode(path: Path, logs: list[tuple[int, str, str]], keep: Callable[[int], set[int]],
+            size: int) -> tuple[int, dict[int, np.ndarray]]:
     try:
         container = av.open(str(path), mode="r")
     except av.FFmpegError as exc:
@@ -137,15 +164,22 @@ def _decode(path: Path, logs: list[tuple[int, str, str]]) -> list[av.VideoFrame]
         if not container.streams.video:
             raise VideoError(f"{path}: cannot open video (no video stream in the file); {FIX}")
         stream = container.streams.video[0]
+        if stream.codec_context.width * stream.codec_context.height > MAX_PIXELS:
+            raise VideoError(f"{path}: frames of {stream.codec_context.width}x{stream.codec_context.height} pixels are "
+                             f"larger than the {MAX_PIXELS:,} pixels decoded per frame; {FIX}")
         claimed = stream.frames  # the header's frame count; 0 when the container does not say
         indexed = len(stream.index_entries)  # frames in the file's index (AVI idx1) read at open; grows while demuxing
+        keeping = keep(_count_packets(path))
         context = stream.codec_context
         context.options = {"err_detect": "explode"}  # concealed errors become exceptions
         context.thread_type = "NONE"  # one thread: errors surface at the frame they belong to
         context.thread_count = 1
 
-        frames: list[av.VideoFrame] = []
+        to_rgb = VideoReformatter()  # one conversion context per clip (a frame's own is rebuilt per frame: 3x slower)
+        frames: dict[int, np.ndarray] = {}
+        n = 0  # frames decoded
         packets = 0  # packets with data: about one per frame
+        stamps: list[tuple[int, int]] = []  # (pts, duration) of the packets: timestamp gaps are no missing frames
         packet_iter = container.demux(stream)
         damage: str | None = None
         bad_frame = 0  # 1-based number of the first frame that does not decode cleanly
@@ -153,12 +187,16 @@ def _decode(path: Path, logs: list[tuple[int, str, str]]) -> list[av.VideoFrame]
         try:
             for packet in packet_iter:
                 packets += packet.size > 0
-                bad_frame, cut_short, errors_before = len(frames) + 1, packet.is_corrupt, _error_count(logs)
+                if packet.size > 0 and packet.pts is not None:
+                    stamps.append((packet.pts, packet.duration or 0))
+                bad_frame, cut_short, errors_before = n + 1, packet.is_corrupt, _error_count(logs)
                 for frame in packet.decode():
                     if frame.is_corrupt:  # concealed damage that err_detect did not turn into an exception
-                        bad_frame, damage = len(frames) + 1, _detail(logs) or "the decoder flagged the frame corrupt"
+                        bad_frame, damage = n + 1, _detail(logs) or "the decoder flagged the frame corrupt"
                         break
-                    frames.append(frame)
+                    if n in keeping:
+                        frames[n] = pad_resize(to_rgb.reformat(frame, format="rgb24").to_ndarray(), size)
+                    n += 1
                 if damage is None and (packet.is_corrupt or _error_count(logs) > errors_before):
                     damage = _detail(logs) or "the demuxer flagged the packet incomplete"
                 if damage is not None:
@@ -173,18 +211,46 @@ def _decode(path: Path, logs: list[tuple[int, str, str]]) -> list[av.VideoFrame]
             at_end = bad_frame >= in_file - 1 and indexed <= in_file
             if at_end and (cut_short or (claimed and in_file < claimed - HEADER_SLACK)):
                 raise VideoError(f"{path}: truncated video: the file ends inside frame {bad_frame}{of} "
-                                 f"({len(frames)} frames decode; {damage}); {FIX}")
+                                 f"({n} frames decode; {damage}); {FIX}")
             raise VideoError(f"{path}: damaged video: frame {bad_frame}{of} does not decode ({damage}); {FIX}")
-    n = len(frames)
     if packets < indexed:  # a chunk the index lists was skipped: its header is damaged (the decoder saw nothing)
         raise VideoError(f"{path}: damaged video: only {packets} of the {indexed} frames in the file's index "
                          f"can be read (damaged chunk headers); {FIX}")
-    if claimed and n < claimed - HEADER_SLACK:
-        raise VideoError(f"{path}: truncated video: {n} of {claimed} frames decode "
+    gaps = _timestamp_gaps(stamps)
+    if claimed and n + gaps < claimed - HEADER_SLACK:
+        spans = f" (and {gaps} timestamp gaps)" if gaps else ""
+        raise VideoError(f"{path}: truncated video: {n} of {claimed} frames decode{spans} "
                          f"(the file holds fewer frames than its header claims); {FIX}")
     if n == 0:
         raise VideoError(f"{path}: damaged video: no frame decodes ({_detail(logs) or 'no video data'}); {FIX}")
-    return frames
+    return n, frames
+
+
+def _count_packets(path: Path) -> int:
+    """The video packets with data in the file, demuxed without decoding (up to where demuxing fails: the
+    decode will say why): the predicted frame count. Neither the header (which counts a variable-frame-rate AVI's gaps)
+    nor the index (Matroska's lists keyframes only) predicts it in every container."""
+    count = 0
+    try:
+        with av.open(str(path), mode="r") as container:
+            for packet in container.demux(container.streams.video[0]):
+                count += packet.size > 0
+    except (av.FFmpegError, IndexError):
+        pass
+    return count
+
+
+def _timestamp_gaps(stamps: list[tuple[int, int]]) -> int:
+    """Frame intervals skipped between the packets' timestamps (a variable-frame-rate clip's gaps, which an
+    AVI header counts as frames): for each pair of neighbours in time, the whole intervals between them."""
+    if len(stamps) < 2:
+        return 0
+    stamps = sorted(stamps)
+    gaps = 0
+    for (pts, duration), (following, _) in zip(stamps, stamps[1:]):
+        if duration > 0:
+            gaps += max(0, (following - pts) // duration - 1)
+    return gaps
 
 
 def _count_rest(packet_iter: Iterator[av.Packet]) -> int:
@@ -232,20 +298,23 @@ def sample_video(path: Path, size: int, clips: int = 0) -> VideoSample:
     """The frames of one clip that the pipeline uses (see VideoSample), from one decode pass.
 
     `clips` > 0 adds that many test clips spread evenly over the video (`clip_centres`)."""
-    frames = _decode_frames(path)  # the one decode of decode_clip; only the frames used are converted
-    n = len(frames)
+    n, frames = _decode_frames(path, lambda count: _used_frames(count, clips), size)  # only the frames used
     if n < FLOW_FRAMES:
         raise VideoError(f"{path}: only {n} decodable frame(s); at least {FLOW_FRAMES} are needed for flow")
-    positions = position_indices(n)
-    centres = clip_centres(n, clips) if clips else []
-    wanted = [*(positions[p] for p in FRAME_POSITIONS), *flow_frame_indices(n), *centres,
-              *(i for c in centres for i in clip_flow_frame_indices(n, c))]
-    unique = sorted(set(wanted))  # each frame converted once, however many lists name it
-    converted = _rgb_frames(frames, unique, size)
-    picked = converted[np.searchsorted(unique, wanted)]
+    picked = np.stack([frames[i] for i in _used_frames(n, clips)])
     a, b, c = len(FRAME_POSITIONS), len(FRAME_POSITIONS) + FLOW_FRAMES, len(FRAME_POSITIONS) + FLOW_FRAMES + clips
     return VideoSample(n, picked[:a], picked[a:b], picked[b:c],
                        picked[c:].reshape(clips, FLOW_FRAMES, size, size, 3))
+
+
+def _used_frames(n: int, clips: int) -> list[int]:
+    """The frames `sample_video` uses of a clip of n decodable frames, in VideoSample order (none below 9)."""
+    if n < FLOW_FRAMES:
+        return []
+    positions = position_indices(n)
+    centres = clip_centres(n, clips) if clips else []
+    return [*(positions[p] for p in FRAME_POSITIONS), *flow_frame_indices(n), *centres,
+            *(i for c in centres for i in clip_flow_frame_indices(n, c))]
 
 
 def sample_videos(paths: Iterable[Path], size: int, processes: int, clips: int = 0) -> Iterator[VideoSample]:
