@@ -94,7 +94,7 @@ def gpu_config() -> Config:
     return Config(device="cuda", size=224, flow_size=224, raft_updates=12, flow_clips=64,
                   flow_batches=(16, 32, 64, 128), batches=(32, 128), precisions=("fp32", "bf16"), steps=8, repeat=2,
                   workers=max(1, min(8, cpus - 2)), pin_memory=True, budget=450.0,
-                  caps={"raft": 90.0, "train": 150.0, "stages": 180.0}, images_per_class=40)
+                  caps={"raft": 75.0, "train": 135.0, "stages": 210.0}, images_per_class=40)
 
 
 def smoke_config() -> Config:
@@ -276,6 +276,7 @@ class Run:
         self.started = time.monotonic()
         self.log_file = open(self.out / "gpu_check.log", "w")
         self.env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.poller: MemoryPoller | None = None
         self.result: dict = {
             "mode": "smoke" if args.smoke else "gpu", "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "budget_s": config.budget, "caps_s": config.caps, "skipped": [], "errors": [], "complete": False,
@@ -346,8 +347,11 @@ class Run:
         self.env["PYTHONPATH"] = os.pathsep.join(paths)
         if wheels:
             sys.path.insert(0, str(site))
+        self.poller = MemoryPoller(self.config.device == "cuda")
         machine = self.result["machine"]
         machine.update(torch=installed_version("torch"), torchvision=installed_version("torchvision"))
+        if os.path.isdir("/dev/shm"):  # DataLoader workers hand batches over through it
+            machine["dev_shm_bytes"] = shutil.disk_usage("/dev/shm").total
         if self.config.device == "cuda":
             info = nvidia_smi("name", "driver_version", "memory.total")
             if info:
@@ -471,7 +475,7 @@ class Run:
                                                 "flow_batch_size")}}
         torch_home = self.torch_home()
         env = dict(self.env, TORCH_HOME=str(torch_home))
-        poller = MemoryPoller(self.config.device == "cuda")
+        poller = self.poller
         self.say(f"stages: the full setting at a reduced count in {self.work} (cap {cap:.0f} s, flow_batch_size "
                  f"{flow_batch})")
         try:
@@ -498,7 +502,6 @@ class Run:
                         self.fail(f"stage {name} failed with exit status {code} ({last_line(output)})")
                     deadline = time.monotonic()
         finally:
-            poller.stop()
             self.result["machine"]["peak_gpu_memory_used_bytes"] = poller.peak
         self.project(raw)
         self.save()
@@ -572,6 +575,7 @@ class Run:
                 fixed = max(0.0, record["seconds"] - REDUCED_EPOCHS * steady)
                 record["scale"] = round(epochs[name] * real[name] / here[name], 2)
                 record["projected_s"] = round(fixed + steady * record["scale"], 1)
+                record["real_epochs"] = epochs[name]
             elif name == "flow" and record.get("compute_s"):
                 # the flow computation (flow_images' own timing) scales; loading RAFT and start-up do not
                 record["scale"] = round(real[name] / here[name], 2)
@@ -636,6 +640,8 @@ class Run:
 
     # -- 5. targets and summary
     def finish(self) -> None:
+        if self.poller is not None:
+            self.result["machine"]["peak_gpu_memory_used_bytes"] = self.poller.peak
         flow = [r["ratio"] for r in self.result["flow"]]
         train = [r["ratio"] for r in self.result["train"]]
         projection = self.result["projection"] or {}
@@ -658,6 +664,8 @@ class Run:
         print(text, end="", flush=True)
 
     def close(self) -> None:
+        if self.poller is not None:
+            self.poller.stop()
         self.log_file.close()
         if not self.args.keep_work:
             shutil.rmtree(self.work, ignore_errors=True)
@@ -782,7 +790,8 @@ def summary(result: dict) -> str:
             projected = r.get("projected_s")
             extra = "" if projected is None else f" -> {projected:9.1f} s"
             if r.get("scale"):
-                extra += f" (x{r['scale']:g}: {r['items']} -> {r['real_items']} items)"
+                per_epoch = f" x {r['real_epochs']} epochs" if r.get("real_epochs") else ""
+                extra += f" (x{r['scale']:g}: {r['items']} -> {r['real_items']} items{per_epoch})"
             if r.get("ratio_to_floor") is not None:
                 extra += f", {r['ratio_to_floor']:.2f}x its floor"
             seconds = "-" if r["seconds"] is None else f"{r['seconds']:.1f} s"

@@ -30,7 +30,7 @@ gpu_check = load_module()
 
 def environment(**extra):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(PYTHON=sys.executable, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", **extra)
+    env.update({"PYTHON": sys.executable, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **extra})
     return env
 
 
