@@ -259,3 +259,58 @@ def test_smoke_run_writes_a_summary_and_imports_only_the_image_and_the_wheels(sm
     # packages imported optionally (and done without) may be blocked; none that the check needs
     blocked = set((out / "blocked.txt").read_text().split()) if (out / "blocked.txt").exists() else set()
     assert not blocked & {"dvc", "dvclive", "av", "simplejpeg", "ruamel", "rarfile"}
+
+
+# --- the GPU side's arithmetic, without a GPU
+
+
+def test_the_gpu_run_measures_the_full_setting_within_8_minutes():
+    config = gpu_check.gpu_config()
+    assert (config.device, config.size, config.flow_size, config.raft_updates) == ("cuda", 224, 224, 12)
+    assert config.flow_batches == (16, 32, 64, 128) and config.batches == (32, 128)
+    assert config.precisions == ("fp32", "bf16") and not config.stage_overrides
+    assert sum(config.caps.values()) <= config.budget <= 8 * 60 - 20
+
+
+def test_floors_use_raw_raft_and_the_stages_batch(tmp_path):
+    run = gpu_check.Run(gpu_check.parse_args(["--out", str(tmp_path / "out"), "--work", str(tmp_path)]),
+                        gpu_check.gpu_config())
+    try:
+        run.result["flow"] = [{"batch": 16, "raw_pairs_per_s": 400.0}, {"batch": 64, "raw_pairs_per_s": 800.0}]
+        run.result["train"] = [{"model": m, "batch": b, "precision": p, "raw_samples_per_s": rate}
+                               for m, rate in (("spatial", 1000.0), ("temporal", 2000.0), ("fusion", 500.0))
+                               for b in (32, 128) for p in ("fp32", "bf16")]
+        run.result["train"][0]["raw_samples_per_s"] = 1500.0  # spatial, batch 32, fp32: the stages' setting
+        raw = run.full_params(stage_run=True)
+        floors = run.floors({"flow": 4800}, raw)
+        assert floors["flow"] == pytest.approx(4800 * 8 / 800)
+        assert floors["train_spatial"] == pytest.approx(21 * 3192 / 1500)
+        assert floors["finetune"] == pytest.approx(11 * 5 * 756 / 1500)
+        assert floors["train_flow"] == pytest.approx(21 * 756 / 2000)
+        assert floors["train_fusion"] == pytest.approx(6 * 756 / 500)
+        assert run.result["projection_floor"] == {"precision": "fp32", "batch": 32}
+        assert flat_value(raw, "data.synthetic.videos_per_class") == 15 and flat_value(raw, "image.size") == 224
+        assert flat_value(raw, "train_flow.epochs") == gpu_check.REDUCED_EPOCHS
+    finally:
+        run.close()
+
+
+def flat_value(raw, key):
+    return gpu_check.flat(raw)[key]
+
+
+def test_memory_poller_keeps_the_peak_and_a_window(monkeypatch):
+    values = iter([5, 9, 7] + [3] * 100)
+    monkeypatch.setattr(gpu_check.MemoryPoller, "_reader", lambda self: lambda: next(values))
+    poller = gpu_check.MemoryPoller(True)
+    try:
+        deadline = gpu_check.time.monotonic() + 30
+        while poller.peak != 9 and gpu_check.time.monotonic() < deadline:
+            gpu_check.time.sleep(0.2)
+        assert poller.peak == 9
+        poller.start_window()
+        gpu_check.time.sleep(2.5)
+        assert poller.window in (3, 7) and poller.peak == 9
+    finally:
+        poller.stop()
+    assert gpu_check.MemoryPoller(False).peak is None
