@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # Stage commands call `python`: make it the virtualenv's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install repro test push full dryrun realsize bench clean
+.PHONY: install repro test push full dryrun realsize bench gpu-check gpu-wheels clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "twostream needs Python >= 3.10, got " + sys.version' 
@@ -57,6 +57,26 @@ realsize: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/benchmark.py
+
+# The GPU check (docs/performance.md): on a GPU machine with torch and torchvision preinstalled and no
+# network, measures the full setting in <= 8 minutes into $(GPU_CHECK_OUT)/gpu_check.{json,txt,log}.
+# It installs what the machine lacks from $(WHEELS)/, which `make gpu-wheels` fills where the package
+# index is reachable (Python 3.12 manylinux x86_64 wheels of benchmarks/gpu_wheels.txt, <= 60 MiB).
+# Neither needs .venv: GPU_PYTHON is the machine's interpreter with torch.
+GPU_PYTHON ?= python3
+GPU_CHECK_OUT ?= gpu-check
+WHEELS := .whl
+WHEEL_PLATFORMS := manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux1_x86_64
+PIP_PYTHON := $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
+gpu-check:
+	PYTHON=$(GPU_PYTHON) benchmarks/gpu_check.sh --out $(GPU_CHECK_OUT)
+
+gpu-wheels:
+	rm -rf $(WHEELS) && mkdir -p $(WHEELS)
+	$(PIP_PYTHON) -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+	  --python-version 3.12 --implementation cp $(addprefix --platform ,$(WHEEL_PLATFORMS)) \
+	  -d $(WHEELS) -r benchmarks/gpu_wheels.txt
+	$(PIP_PYTHON) benchmarks/gpu_check.py --check-wheels --wheels $(WHEELS)
 
 clean:
 	rm -rf $(VENV) data models
