@@ -232,3 +232,20 @@ def test_a_damaged_prediction_file_names_the_revision_file_and_line(repo, capsys
     assert code == 1
     assert err == ("error: workspace:plots/predictions/hmdb51_twostream.csv:2: predicted 'applauding' is not a "
                    "hmdb51 class; re-run the evaluate stage there\n")
+
+
+# --- the prediction files' names ---------------------------------------------------------------------
+
+def test_prediction_file_names_say_model_and_protocol():
+    from twostream.predictions import describe, file_name, order, position_file_name
+    assert describe(file_name("hmdb51_flow", video=True)).protocol == "video"
+    assert describe(file_name("hmdb51_flow")).label == "HMDB51 Optical flow (one clip)"
+    assert describe(file_name("stanford40_frames")).entry.dataset == "stanford40"
+    assert describe(position_file_name("first")).label == "HMDB51 Frames at first (one clip)"
+    # not prediction files: no video level of still images, unknown names, other extensions
+    assert describe("stanford40_frames_video.csv") is None
+    assert describe("frame_position_centre.csv") is None and describe("notes.txt") is None
+    names = ["frame_position_last.csv", "hmdb51_twostream_video.csv", "README.md", "hmdb51_twostream.csv",
+             "stanford40_frames.csv", "frame_position_first.csv"]
+    assert order(names) == ["stanford40_frames.csv", "hmdb51_twostream.csv", "hmdb51_twostream_video.csv",
+                            "frame_position_first.csv", "frame_position_last.csv"]
