@@ -146,9 +146,9 @@ def _ci(accuracy: float, interval: list[float]) -> str:
     return f"{accuracy:.3f} [{interval[0]:.2f}, {interval[1]:.2f}]"
 
 
-INTERVAL_NOTE = ("Test accuracies come with their exact 95% binomial (Clopper-Pearson) interval over the test "
-                 "videos (images for Stanford 40): `0.508 [0.42, 0.60]`. Whether two runs differ is a paired "
-                 "question: `twostream compare` (docs/comparing.md).")
+INTERVAL_NOTE = ("In brackets after each test accuracy: its exact 95% binomial (Clopper-Pearson) interval over the "
+                 "test videos (images for Stanford 40). Whether two runs differ is a paired question: "
+                 "`twostream compare` (docs/comparing.md).")
 
 
 def _seed_table(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
