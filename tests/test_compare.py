@@ -240,7 +240,7 @@ def test_prediction_file_names_say_model_and_protocol():
     from twostream.predictions import describe, file_name, order, position_file_name
     assert describe(file_name("hmdb51_flow", video=True)).protocol == "video"
     assert describe(file_name("hmdb51_flow")).label == "HMDB51 Optical flow (one clip)"
-    assert describe(file_name("stanford40_frames")).entry.dataset == "stanford40"
+    assert describe(file_name("stanford40_frames")).label == "Stanford 40 Frames (images)"
     assert describe(position_file_name("first")).label == "HMDB51 Frames at first (one clip)"
     # not prediction files: no video level of still images, unknown names, other extensions
     assert describe("stanford40_frames_video.csv") is None

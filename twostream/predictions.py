@@ -42,7 +42,7 @@ class PredictionFile:
     """What a prediction file holds: the model (its table entry), the protocol and a label for tables."""
     name: str          # the file name
     entry: ModelEntry
-    protocol: str      # "one clip" | "video" | the frame position
+    protocol: str      # "one clip" | "video" (HMDB51) | "images" (Stanford 40) | the frame position
     label: str
 
 
@@ -59,8 +59,9 @@ def describe(name: str) -> PredictionFile | None:
     model = stem[:-len(VIDEO_SUFFIX)] if video else stem
     if model not in BY_NAME or (video and BY_NAME[model].dataset != "hmdb51"):
         return None
-    protocol = "video" if video else "one clip"
-    return PredictionFile(name, BY_NAME[model], protocol, f"{BY_NAME[model].label} ({protocol})")
+    entry = BY_NAME[model]
+    protocol = "video" if video else "one clip" if entry.dataset == "hmdb51" else "images"
+    return PredictionFile(name, entry, protocol, f"{entry.label} ({protocol})")
 
 
 def order(names: list[str]) -> list[str]:
