@@ -54,10 +54,14 @@ def frame_position_grid(frames: Path, out: Path) -> None:
     plots.frame_positions_png(np.asarray(positions[chosen]), titles, FRAME_POSITIONS, out)
 
 
-def write_predictions(out: Path, images: Path, frames: Path, predictions, video, position_logits) -> None:
+def test_paths(images: Path, frames: Path) -> dict:
+    """dataset -> the test videos (images) as their manifests name them, in the test sets' order."""
+    return {"stanford40": read_manifest(images / manifest_name("stanford40", "test"), "stanford40")["path"],
+            "hmdb51": read_manifest(frames / manifest_name("hmdb51", "test"), "hmdb51")["path"]}
+
+
+def write_predictions(out: Path, paths: dict, predictions, video, position_logits) -> None:
     """plots/predictions/: every model's per-video (per-image) test predictions, one file per protocol."""
-    paths = {"stanford40": read_manifest(images / manifest_name("stanford40", "test"), "stanford40")["path"],
-             "hmdb51": read_manifest(frames / manifest_name("hmdb51", "test"), "hmdb51")["path"]}
     with atomic_dir(out) as tmp:
         for entry in MODELS:
             results = [(False, *predictions[entry.name])] + ([(True, *video[entry.name])]
@@ -78,6 +82,7 @@ def main(args, params, runtime):
     # read every input before writing any output
     loaded = {m.name: load_model(model_path(models, m.name, headline)) for m in TRAINED}
     study = {p: load_model(model_path(models, "hmdb51_frames", p)) for p in FRAME_POSITIONS}
+    paths = test_paths(images, frames)
     records, predictions, clip_logits, video = {}, {}, {}, {}  # video: name -> (video logits, labels)
     clips_per_video = set()
     for entry in TRAINED:
@@ -120,7 +125,7 @@ def main(args, params, runtime):
     files = metrics_files({m.name: records[m.name] for m in MODELS}, positions, headline, video_scores)
     for name, content in files.items():
         write_json(metrics / f"{name}.json", content)
-    write_predictions(plot_dir / "predictions", images, frames, predictions, video, position_logits)
+    write_predictions(plot_dir / "predictions", paths, predictions, video, position_logits)
     confusions = {}
     for entry in MODELS:
         results = [(False, *predictions[entry.name])] + ([(True, *video[entry.name])] if entry in VIDEO_MODELS else [])
