@@ -1,5 +1,6 @@
-"""Stage evaluate: test metrics (one clip and the whole video, the late fusion), confusion matrices, curves, the
-seed's figures, the accuracy per class and the results table."""
+"""Stage evaluate: test metrics with their 95% intervals (one clip and the whole video, the late fusion), the
+per-video predictions, confusion matrices, curves, the seed's figures, the accuracy per class and the results
+table."""
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +12,13 @@ from twostream.datasets import (FlowDataset, FrameDataset, TwoStreamDataset, hmd
                                 stanford40_subset)
 from twostream.errors import InputError
 from twostream.evaluate import (confusion, confusion_rows, late_fusion, metrics_files, metrics_record,
-                                predict_dataset, scores, video_logits)
-from twostream.io import load_array, write_csv, write_json, write_text
+                                predict_dataset, prediction_csv, prediction_rows, scores, video_logits)
+from twostream.io import atomic_dir, load_array, write_csv, write_json, write_text
 from twostream.data.manifests import manifest_name, read_manifest
-from twostream.model_table import MODELS, TRAINED, VIDEO_MODELS, model_path
+from twostream.model_table import BY_NAME, MODELS, TRAINED, VIDEO_MODELS, model_path
 from twostream.models import SPATIAL_FEATURES
 from twostream.params import FRAME_POSITIONS
+from twostream.predictions import file_name, position_file_name
 from twostream.report import confusion_name, per_class_accuracy, results_file
 
 
@@ -52,6 +54,26 @@ def frame_position_grid(frames: Path, out: Path) -> None:
     plots.frame_positions_png(np.asarray(positions[chosen]), titles, FRAME_POSITIONS, out)
 
 
+def test_paths(images: Path, frames: Path) -> dict:
+    """dataset -> the test videos (images) as their manifests name them, in the test sets' order."""
+    return {"stanford40": read_manifest(images / manifest_name("stanford40", "test"), "stanford40")["path"],
+            "hmdb51": read_manifest(frames / manifest_name("hmdb51", "test"), "hmdb51")["path"]}
+
+
+def write_predictions(out: Path, paths: dict, predictions, video, position_logits) -> None:
+    """plots/predictions/: every model's per-video (per-image) test predictions, one file per protocol."""
+    with atomic_dir(out) as tmp:
+        for entry in MODELS:
+            results = [(False, *predictions[entry.name])] + ([(True, *video[entry.name])]
+                                                             if entry in VIDEO_MODELS else [])
+            for is_video, logits, labels in results:
+                rows = prediction_rows(paths[entry.dataset], labels, logits, entry.classes)
+                write_text(tmp / file_name(entry.name, is_video), prediction_csv(rows))
+        for position, (logits, labels) in position_logits.items():
+            rows = prediction_rows(paths["hmdb51"], labels, logits, BY_NAME["hmdb51_frames"].classes)
+            write_text(tmp / position_file_name(position), prediction_csv(rows))
+
+
 def main(args, params, runtime):
     images, frames, flow = Path(args.images), Path(args.frames), Path(args.flow)
     models, metrics, plot_dir = Path(args.models), Path(args.metrics), Path(args.plots)
@@ -60,6 +82,7 @@ def main(args, params, runtime):
     # read every input before writing any output
     loaded = {m.name: load_model(model_path(models, m.name, headline)) for m in TRAINED}
     study = {p: load_model(model_path(models, "hmdb51_frames", p)) for p in FRAME_POSITIONS}
+    paths = test_paths(images, frames)
     records, predictions, clip_logits, video = {}, {}, {}, {}  # video: name -> (video logits, labels)
     clips_per_video = set()
     for entry in TRAINED:
@@ -86,22 +109,23 @@ def main(args, params, runtime):
             records[entry.name], predictions[entry.name] = {"test": scores(fused, labels)}, (fused, labels)
             video[entry.name] = video_logits(late_fusion(*(clip_logits[name] for name in entry.fuses)), k), labels
             log.info("%s: test accuracy %.3f", entry.name, records[entry.name]["test"]["accuracy"])
-    video_accuracy = {m.name: scores(*video[m.name])["accuracy"] for m in VIDEO_MODELS}
-    for name, accuracy in video_accuracy.items():
-        log.info("%s: video-level test accuracy %.3f (%d clips per video)", name, accuracy, k)
-    positions = {}
+    video_scores = {m.name: scores(*video[m.name]) for m in VIDEO_MODELS}
+    for name, video_score in video_scores.items():
+        log.info("%s: video-level test accuracy %.3f (%d clips per video)", name, video_score["accuracy"], k)
+    positions, position_logits = {}, {}
     for position, (model, checkpoint) in study.items():
         if position == headline:
             positions[position] = records["hmdb51_frames"]
             continue
         test = FrameDataset(hmdb51_subset(frames, None, "test"), None, position)
-        positions[position] = metrics_record(checkpoint, *predict_dataset(model, test, batch, runtime, amp,
-                                                                           desc=f"test {position}"))
+        position_logits[position] = predict_dataset(model, test, batch, runtime, amp, desc=f"test {position}")
+        positions[position] = metrics_record(checkpoint, *position_logits[position])
         log.info("frame position %s: test accuracy %.3f", position, positions[position]["test"]["accuracy"])
 
-    files = metrics_files({m.name: records[m.name] for m in MODELS}, positions, headline, video_accuracy)
+    files = metrics_files({m.name: records[m.name] for m in MODELS}, positions, headline, video_scores)
     for name, content in files.items():
         write_json(metrics / f"{name}.json", content)
+    write_predictions(plot_dir / "predictions", paths, predictions, video, position_logits)
     confusions = {}
     for entry in MODELS:
         results = [(False, *predictions[entry.name])] + ([(True, *video[entry.name])] if entry in VIDEO_MODELS else [])

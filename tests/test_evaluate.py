@@ -8,7 +8,8 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from twostream.evaluate import (confusion, confusion_rows, late_fusion, log_mean_softmax, metrics_files,
-                                metrics_record, predict_dataset, scores, video_logits)
+                                metrics_record, predict_dataset, prediction_csv, prediction_rows, scores,
+                                video_logits)
 from twostream.model_table import MODELS, TRAINED, VIDEO_MODELS
 from twostream.params import load_runtime
 
@@ -22,6 +23,9 @@ def test_scores_are_per_sample_with_top5_and_class_mean():
     assert s["mean_class_accuracy"] == pytest.approx((2 / 3 + 0) / 2)
     assert s["top5"] == pytest.approx(1.0)  # k = min(5, classes) = 4 covers all
     assert s["loss"] > 0
+    # 2 of 4 right: the exact binomial interval solves P(X >= 2) = 0.025 and P(X <= 2) = 0.025
+    low, high = s["accuracy_ci95"]
+    assert low == pytest.approx(0.0676, abs=1e-4) and high == pytest.approx(0.9324, abs=1e-4)
 
 
 def test_top5_with_twelve_classes():
@@ -38,8 +42,9 @@ def test_metrics_record_uses_the_best_epoch():
     assert record["params"] == 123 and record["best_epoch"] == 2 and record["epochs"] == 3
     assert record["train"] == {"accuracy": 0.2, "loss": 0.5}
     assert record["val"] == {"accuracy": 0.1, "loss": 1.0}
-    assert set(record["test"]) == {"accuracy", "loss", "top5", "mean_class_accuracy"}
+    assert set(record["test"]) == {"accuracy", "accuracy_ci95", "loss", "top5", "mean_class_accuracy"}
     assert record["test"]["accuracy"] == 1.0
+    assert record["test"]["accuracy_ci95"] == [pytest.approx(0.025 ** (1 / 3)), 1.0]  # 3/3: low = 0.025^(1/3)
 
 
 def test_confusion_rows_and_matrix():
@@ -54,7 +59,8 @@ def test_confusion_rows_and_matrix():
 def _record(accuracy: float) -> dict:
     return {"params": 10, "best_epoch": 1, "epochs": 2, "train": {"accuracy": 0.9, "loss": 0.1},
             "val": {"accuracy": 0.8, "loss": 0.2},
-            "test": {"accuracy": accuracy, "loss": 0.3, "top5": 0.99, "mean_class_accuracy": 0.7}}
+            "test": {"accuracy": accuracy, "accuracy_ci95": [accuracy - 0.1, accuracy + 0.1], "loss": 0.3,
+                     "top5": 0.99, "mean_class_accuracy": 0.7}}
 
 
 def _figures(node, prefix=""):
@@ -66,22 +72,31 @@ def _figures(node, prefix=""):
 
 def test_metrics_files_hold_every_figure_once():
     records = {m.name: _record(0.5 + 0.1 * i) for i, m in enumerate(TRAINED)}
-    records["hmdb51_late_fusion"] = {"test": {"accuracy": 0.45, "loss": 0.4, "top5": 0.9, "mean_class_accuracy": 0.6}}
+    records["hmdb51_late_fusion"] = {"test": {"accuracy": 0.45, "accuracy_ci95": [0.35, 0.55], "loss": 0.4,
+                                              "top5": 0.9, "mean_class_accuracy": 0.6}}
     positions = {p: _record(a) for p, a in (("first", 0.4), ("middle", 0.0), ("last", 0.42))}
     positions["middle"] = records["hmdb51_frames"]  # the headline position is the HMDB51 frame model
-    video = {m.name: 0.25 + 0.1 * i for i, m in enumerate(VIDEO_MODELS)}
-    files = metrics_files(records, positions, headline_position="middle", video_accuracy=video)
+    video = {m.name: {"accuracy": 0.25 + 0.1 * i, "accuracy_ci95": [0.2 + 0.1 * i, 0.3 + 0.1 * i], "loss": 1.0}
+             for i, m in enumerate(VIDEO_MODELS)}
+    files = metrics_files(records, positions, headline_position="middle", video=video)
     assert list(files) == ["accuracy", *(m.name for m in MODELS), "frame_positions"]
     # the headline single-clip accuracies first (dvc exp show's first columns), then the video-level ones
     assert list(files["accuracy"]) == [*(m.name for m in MODELS), "video_accuracy"]
     assert files["accuracy"] == {**{m.name: records[m.name]["test"]["accuracy"] for m in MODELS},
-                                 "video_accuracy": video}
-    assert files["frame_positions"] == {"first": 0.4, "last": 0.42}  # middle is hmdb51_frames' accuracy
+                                 "video_accuracy": {n: v["accuracy"] for n, v in video.items()}}
+    # middle is hmdb51_frames' accuracy; the intervals of the others follow
+    assert files["frame_positions"] == {"first": 0.4, "last": 0.42,
+                                        "accuracy_ci95": {"first": [0.4 - 0.1, 0.5], "last": [0.42 - 0.1, 0.52]}}
     for m in TRAINED:
+        a = records[m.name]["test"]["accuracy"]
         assert "accuracy" not in files[m.name]["test"]
-        assert files[m.name]["test"] == {"loss": 0.3, "top5": 0.99, "mean_class_accuracy": 0.7}
+        video_interval = {"video_accuracy_ci95": video[m.name]["accuracy_ci95"]} if m in VIDEO_MODELS else {}
+        assert files[m.name]["test"] == {"accuracy_ci95": [a - 0.1, a + 0.1], "loss": 0.3, "top5": 0.99,
+                                         "mean_class_accuracy": 0.7, **video_interval}
         assert files[m.name]["train"] == records[m.name]["train"] and files[m.name]["params"] == 10
-    assert files["hmdb51_late_fusion"] == {"test": {"loss": 0.4, "top5": 0.9, "mean_class_accuracy": 0.6}}
+    assert files["hmdb51_late_fusion"] == {"test": {"accuracy_ci95": [0.35, 0.55], "loss": 0.4, "top5": 0.9,
+                                                    "mean_class_accuracy": 0.6,
+                                                    "video_accuracy_ci95": video["hmdb51_late_fusion"]["accuracy_ci95"]}}
     # nothing lost: every figure of every record is in exactly one file
     written = [(name, key) for name, content in files.items() for key, _ in _figures(content)]
     assert len(written) == len(set(written))
@@ -89,6 +104,9 @@ def test_metrics_files_hold_every_figure_once():
         for key, _ in _figures(records[m.name]):
             where = ("accuracy", m.name) if key == "test.accuracy" else (m.name, key)
             assert where in written, (m.name, key)
+    # what DVC lists (numbers; the [low, high] intervals are not listed): at most 60 in dvc exp show
+    listed = [v for _, content in files.items() for _, v in _figures(content) if isinstance(v, (int, float))]
+    assert len(listed) <= 60
     assert records["stanford40_frames"]["test"]["accuracy"] == 0.5  # the records are not modified
 
 
@@ -188,3 +206,17 @@ def test_evaluation_on_the_cpu_loads_in_this_process_whatever_num_workers_says()
         identity.bias.zero_()
     logits, _ = predict_dataset(identity, _PidDataset(), batch_size=4, runtime=runtime, amp=False)
     assert set(logits[:, 0].round().astype(int).tolist()) == {os.getpid()}
+
+
+def test_prediction_rows_hold_the_video_its_classes_and_probabilities():
+    logits = np.log(np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]]))
+    rows = prediction_rows(["a/v1.avi", "b/v2.avi"], np.array([0, 1]), logits, ["clap", "climb", "drink"])
+    assert list(rows.columns) == ["path", "actual", "predicted", "p_clap", "p_climb", "p_drink"]
+    assert list(rows["path"]) == ["a/v1.avi", "b/v2.avi"]
+    assert list(rows["actual"]) == ["clap", "climb"] and list(rows["predicted"]) == ["clap", "drink"]
+    assert rows.iloc[1, 3:].to_numpy(float) == pytest.approx([0.1, 0.3, 0.6])
+    text = prediction_csv(rows)
+    assert text.splitlines()[1] == "a/v1.avi,clap,clap,0.700000,0.200000,0.100000"
+    assert "\r" not in text and text.endswith("\n")
+    with pytest.raises(ValueError, match="expected 3 x 3 scores"):
+        prediction_rows(["a", "b", "c"], np.array([0, 1, 2]), logits, ["clap", "climb", "drink"])

@@ -173,6 +173,10 @@ def test_same_inputs_give_the_same_bytes(repo):
     assert md5(dest / "models" / "hmdb51_flow.pt") == model
     assert {p: md5(p) for p in curves} == curves
     assert stages_run(dvc(repo, "repro")) == set()  # nothing downstream became stale
+    results = {p: md5(p) for p in [*(dest / "plots" / "predictions").glob("*.csv"), *(dest / "metrics").glob("*.json")]}
+    assert len(results) == 13 + 7  # 13 prediction files (9 models x protocols, 4 study positions), 7 metrics files
+    assert stages_run(dvc(repo, "repro", "-f", "-s", "evaluate")) == {"evaluate"}
+    assert {p: md5(p) for p in results} == results  # the metrics and the per-video predictions: the same bytes
 
 
 def test_param_change_and_back_restores_from_the_run_cache(repo):
@@ -316,15 +320,18 @@ def test_experiments_and_metrics_diff_across_commits(repo):
     git(repo, "commit", "-qm", "baseline")
     baseline = json.loads((dest / "metrics" / "hmdb51_twostream.json").read_text())
     assert set(baseline) == {"params", "best_epoch", "epochs", "train", "val", "test"}
-    assert set(baseline["test"]) == {"loss", "top5", "mean_class_accuracy"}
+    assert set(baseline["test"]) == {"accuracy_ci95", "video_accuracy_ci95", "loss", "top5", "mean_class_accuracy"}
     accuracy = json.loads((dest / "metrics" / "accuracy.json").read_text())
     assert list(accuracy) == ["stanford40_frames", "hmdb51_frames", "hmdb51_flow", "hmdb51_twostream",
                               "hmdb51_late_fusion", "video_accuracy"]
     assert list(accuracy["video_accuracy"]) == ["hmdb51_frames", "hmdb51_flow", "hmdb51_twostream",
                                                 "hmdb51_late_fusion"]
     late = json.loads((dest / "metrics" / "hmdb51_late_fusion.json").read_text())
-    assert late == {"test": {"loss": late["test"]["loss"], "top5": late["test"]["top5"],
-                             "mean_class_accuracy": late["test"]["mean_class_accuracy"]}}
+    assert late == {"test": {"accuracy_ci95": late["test"]["accuracy_ci95"], "loss": late["test"]["loss"],
+                             "top5": late["test"]["top5"], "mean_class_accuracy": late["test"]["mean_class_accuracy"],
+                             "video_accuracy_ci95": late["test"]["video_accuracy_ci95"]}}
+    low, high = late["test"]["accuracy_ci95"]
+    assert 0 <= low <= accuracy["hmdb51_late_fusion"] <= high <= 1
 
     dvc(repo, "exp", "run", "-n", "longer", "-S", "train_fusion.epochs=2")
     experiment = find_named(json.loads(dvc(repo, "exp", "show", "--json")), "longer")
@@ -372,6 +379,38 @@ def test_exp_show_is_readable(repo):
     assert (dest / "plots" / "per_class_accuracy.png").stat().st_size > 0
     for name in ("hmdb51_late_fusion", "hmdb51_late_fusion_video", "hmdb51_frames_video"):
         assert (dest / "plots" / "confusion" / f"{name}.csv").is_file()
+    # the per-video predictions: every model and protocol, the study's other positions; in git (cache: false)
+    predictions = sorted(p.name for p in (dest / "plots" / "predictions").iterdir())
+    assert predictions == sorted([*(f"{m}.csv" for m in accuracy if m != "video_accuracy"),
+                                  *(f"{m}_video.csv" for m in accuracy["video_accuracy"]),
+                                  *(f"frame_position_{p}.csv" for p in ("first", "first_middle", "middle_last",
+                                                                        "last"))])
+    rows = pd.read_csv(dest / "plots" / "predictions" / "hmdb51_twostream_video.csv")
+    assert list(rows.columns[:3]) == ["path", "actual", "predicted"] and len(rows.columns) == 3 + 12
+    assert (rows["actual"] == rows["predicted"]).mean() == pytest.approx(accuracy["video_accuracy"]["hmdb51_twostream"])
+    ignored = subprocess.run(["git", "check-ignore", "-q", "plots/predictions/hmdb51_twostream.csv"], cwd=dest)
+    assert ignored.returncode == 1  # not ignored: git keeps them
+
+
+def test_aggregate_two_seeds_run_through_the_queue(repo):
+    """Two seeds of the tiny setting queued with DVC's grid syntax, run by its queue, aggregated by
+    `twostream aggregate` (mean ± std over the seeds, per model and protocol)."""
+    dest, env = repo[0], repo[1]
+    dvc(repo, "repro")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "baseline of the seeds", "--allow-empty")
+    dvc(repo, "exp", "run", "--queue", "-S", "seed=1,2")
+    dvc(repo, "exp", "run", "--run-all", "-j", "1")
+    out = run([sys.executable, "-m", "twostream.console", "aggregate"], dest, env)
+    assert out.startswith("the baseline's params  (seeds 1, 2; folds 1)\n"), out
+    shown = json.loads(dvc(repo, "exp", "show", "--json"))
+    accuracies = [e["revs"][0]["data"]["metrics"]["metrics/accuracy.json"]["data"]
+                  for commit in shown if commit["rev"] != "workspace" for e in commit["experiments"] or []]
+    assert len(accuracies) == 2
+    for label, values in (("HMDB51 Two-stream (one clip)", [a["hmdb51_twostream"] for a in accuracies]),
+                          ("HMDB51 Optical flow (video)", [a["video_accuracy"]["hmdb51_flow"] for a in accuracies])):
+        line = next(line for line in out.splitlines() if line.startswith(label))
+        assert line.split()[-4:] == [f"{np.mean(values):.3f}", "±", f"{np.std(values, ddof=1):.3f}", "(2)"], line
 
 
 def _leaves(node):

@@ -14,19 +14,26 @@ from twostream.report import (confusion_name, pair_counts, per_class_accuracy, r
                               results_file, results_markdown)
 
 
+def _interval(accuracy):
+    return [round(accuracy - 0.093, 4), round(accuracy + 0.081, 4)]
+
+
 def _record(accuracy, params=10):
     return {"params": params, "best_epoch": 3, "epochs": 5, "train": {"accuracy": 0.9, "loss": 0.1234},
             "val": {"accuracy": 0.8, "loss": 0.2},
-            "test": {"accuracy": accuracy, "loss": 0.3, "top5": 0.99, "mean_class_accuracy": 0.7}}
+            "test": {"accuracy": accuracy, "accuracy_ci95": _interval(accuracy), "loss": 0.3, "top5": 0.99,
+                     "mean_class_accuracy": 0.7}}
 
 
 def example_metrics():
     records = {"stanford40_frames": _record(0.869, 5612204), "hmdb51_frames": _record(0.664, 5612204),
                "hmdb51_flow": _record(0.435, 11248524), "hmdb51_twostream": _record(0.714, 18441784),
-               "hmdb51_late_fusion": {"test": {"accuracy": 0.7, "loss": 0.9, "top5": 0.95, "mean_class_accuracy": 0.69}}}
+               "hmdb51_late_fusion": {"test": {"accuracy": 0.7, "accuracy_ci95": _interval(0.7), "loss": 0.9,
+                                               "top5": 0.95, "mean_class_accuracy": 0.69}}}
     positions = {"first": _record(0.502), "first_middle": _record(0.593), "middle": records["hmdb51_frames"],
                  "middle_last": _record(0.622), "last": _record(0.586)}
-    video = {"hmdb51_frames": 0.70, "hmdb51_flow": 0.40, "hmdb51_twostream": 0.75, "hmdb51_late_fusion": 0.74}
+    video = {name: {"accuracy": a, "accuracy_ci95": _interval(a)} for name, a in
+             {"hmdb51_frames": 0.70, "hmdb51_flow": 0.40, "hmdb51_twostream": 0.75, "hmdb51_late_fusion": 0.74}.items()}
     return metrics_files(records, positions, "middle", video)
 
 
@@ -73,10 +80,11 @@ def test_pair_counts_and_per_class_accuracy():
 
 def test_results_have_the_seed_table_with_the_late_fusion():
     text = results_markdown(example_metrics(), example_confusions())
-    assert "| Stanford 40 | Frames | 0.900 / 0.800 / 0.869 | 0.123 | 5,612,204 |" in text
-    assert "| HMDB51 | Two-stream | 0.900 / 0.800 / 0.714 | 0.123 | 18,441,784 |" in text
+    assert "| Stanford 40 | Frames | 0.900 / 0.800 / 0.869 [0.78, 0.95] | 0.123 | 5,612,204 |" in text
+    assert "| HMDB51 | Two-stream | 0.900 / 0.800 / 0.714 [0.62, 0.80] | 0.123 | 18,441,784 |" in text
     # not trained: no train/val figures; its parameters are those of the frame and the flow model
-    assert "| HMDB51 | Late fusion | – / – / 0.700 | – | 16,860,728 |" in text
+    assert "| HMDB51 | Late fusion | – / – / 0.700 [0.61, 0.78] | – | 16,860,728 |" in text
+    assert "exact 95% binomial (Clopper-Pearson) interval" in text
     assert "| HMDB51 Late fusion | 0.950 | 0.690 | 0.900 |" in text
     assert "Best epoch / epochs: Frames (Stanford 40) 3/5, " in text and "Late fusion (HMDB51)" not in text
     rows = [line.split(" | ")[1] for line in text.split("\n\n")[0].splitlines()[2:]]
@@ -86,9 +94,9 @@ def test_results_have_the_seed_table_with_the_late_fusion():
 def test_results_put_one_clip_next_to_the_video():
     text = results_markdown(example_metrics(), example_confusions())
     assert "## One clip vs the whole video" in text
-    assert "| HMDB51 Frames | 0.664 | 0.700 | +0.036 |" in text
-    assert "| HMDB51 Optical flow | 0.435 | 0.400 | -0.035 |" in text
-    assert "| HMDB51 Late fusion | 0.700 | 0.740 | +0.040 |" in text
+    assert "| HMDB51 Frames | 0.664 [0.57, 0.74] | 0.700 [0.61, 0.78] | +0.036 |" in text
+    assert "| HMDB51 Optical flow | 0.435 [0.34, 0.52] | 0.400 [0.31, 0.48] | -0.035 |" in text
+    assert "| HMDB51 Late fusion | 0.700 [0.61, 0.78] | 0.740 [0.65, 0.82] | +0.040 |" in text
     assert "mean softmax of the frames and the optical flow models" in text
 
 
@@ -111,13 +119,13 @@ def test_results_count_the_designed_pairs_and_judge_the_streams():
 
 def test_results_list_the_frame_positions_test_accuracy():
     text = results_markdown(example_metrics(), example_confusions())
-    assert "| First | 0.502 |" in text and "| Last | 0.586 |" in text
-    assert "| Middle (`frames.position`) | 0.664 |" in text
+    assert "| First | 0.502 [0.41, 0.58] |" in text and "| Last | 0.586 [0.49, 0.67] |" in text
+    assert "| Middle (`frames.position`) | 0.664 [0.57, 0.74] |" in text
     assert text.index("| First |") < text.index("| Middle (") < text.index("| Last |")
 
 
 def write_results(root, metrics, confusions):
-    (root / "metrics").mkdir()
+    (root / "metrics").mkdir(parents=True)
     (root / "plots" / "confusion").mkdir(parents=True)
     for name, content in metrics.items():
         (root / "metrics" / f"{name}.json").write_text(json.dumps(content, indent=2) + "\n")
@@ -145,6 +153,19 @@ def test_bad_metrics_name_the_file_and_key(tmp_path):
     accuracy.write_text(json.dumps({**metrics["accuracy"], "video_accuracy": {"hmdb51_frames": "high"}}))
     with pytest.raises(InputError, match=r"accuracy.json: video_accuracy.hmdb51_frames: expected a number, got 'high'"):
         read_metrics(tmp_path / "metrics")
+    write_results(tmp_path / "again", example_metrics(), example_confusions())
+    metrics_dir = tmp_path / "again" / "metrics"
+    twostream = metrics_dir / "hmdb51_twostream.json"
+    for interval in ([0.6, 0.5], [0.5], "[0.5, 0.6]", None):
+        test = {**metrics["hmdb51_twostream"]["test"], "video_accuracy_ci95": interval}
+        twostream.write_text(json.dumps({**metrics["hmdb51_twostream"], "test": test}))
+        with pytest.raises(InputError, match=r"hmdb51_twostream.json: test.video_accuracy_ci95: expected an "
+                                             r"interval \[low, high\] within 0..1, got "):
+            read_metrics(metrics_dir)
+    twostream.write_text(json.dumps(metrics["hmdb51_twostream"]))
+    (metrics_dir / "frame_positions.json").write_text(json.dumps({"first": 0.5, "accuracy_ci95": {}}))
+    with pytest.raises(InputError, match=r"frame_positions.json: accuracy_ci95.first: missing"):
+        read_metrics(metrics_dir)
     accuracy.write_text("{not json")
     with pytest.raises(InputError, match=r"accuracy.json: not valid JSON"):
         read_metrics(tmp_path / "metrics")

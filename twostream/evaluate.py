@@ -1,9 +1,10 @@
-"""Test-set metrics, video-level and late-fusion scores, and the metrics files.
+"""Test-set metrics, video-level and late-fusion scores, the metrics files and the per-video predictions.
 
 One record per model, in memory: {"params", "best_epoch", "epochs", "train": {"accuracy",
-"loss"}, "val": {"accuracy", "loss"}, "test": {"accuracy", "loss", "top5",
+"loss"}, "val": {"accuracy", "loss"}, "test": {"accuracy", "accuracy_ci95", "loss", "top5",
 "mean_class_accuracy"}}; accuracies are per sample in 0..1, train and val are the best epoch's
-figures. The late fusion is not trained: its record is {"test": {...}} only.
+figures. The late fusion is not trained: its record is {"test": {...}} only. `accuracy_ci95` is
+the exact 95% binomial interval of the test accuracy (`stats.accuracy_interval`), [low, high].
 
 Two test protocols. The seed's (the headline, comparable number): one frame and one flow stack
 from the middle of each test video. Video-level: the mean softmax over K clips spread over the
@@ -16,9 +17,16 @@ the headline numbers:
 - metrics/accuracy.json: the test accuracy of every model (the seed's single-clip protocol),
   then `video_accuracy`: the video-level test accuracy of every HMDB51 model;
 - metrics/<model>.json: the rest of the record (size, best epoch, train/val, test loss,
-  top-5, mean class accuracy);
+  top-5, mean class accuracy), with the intervals of its test accuracies: `test.accuracy_ci95`
+  and, for the HMDB51 models, `test.video_accuracy_ci95`;
 - metrics/frame_positions.json: the test accuracy of the frame model trained at each other
-  frame position (the one at `frames.position` is hmdb51_frames).
+  frame position (the one at `frames.position` is hmdb51_frames), and their intervals
+  (`accuracy_ci95`).
+
+The intervals are [low, high] pairs: DVC lists numbers and strings as metrics, not arrays, so
+they add no column to `dvc exp show` (at most 60 figures) and are read from the files and the
+results table. Comparing two runs is `twostream compare`'s
+paired test on the per-video predictions (`prediction_rows`), not an overlap of two intervals.
 
 The results table (metrics/results.md) is written from these files by `twostream.report`.
 """
@@ -39,16 +47,23 @@ from torch.utils.data import Dataset
 
 from twostream.device import resolve_device
 from twostream.params import RuntimeParams
+from twostream.stats import accuracy_interval
 from twostream.train import make_loader, place_model, predict
 
 
-def scores(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Per-sample accuracy, mean cross-entropy, top-5 accuracy and mean per-class accuracy."""
+PROBABILITY_FORMAT = "%.6f"  # class probabilities in the prediction files: a fixed format, the same bytes
+
+
+def scores(logits: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Per-sample accuracy and its exact 95% interval, mean cross-entropy, top-5 accuracy and mean
+    per-class accuracy."""
     num_classes = logits.shape[1]
     loss = F.cross_entropy(torch.from_numpy(logits).float(), torch.from_numpy(labels).long()).item()
     predictions = logits.argmax(1)
+    correct = int((predictions == labels).sum())
     return {
         "accuracy": float((predictions == labels).mean()),
+        "accuracy_ci95": list(accuracy_interval(correct, len(labels))),
         "loss": loss,
         "top5": float(top_k_accuracy_score(labels, logits, k=min(5, num_classes), labels=range(num_classes))),
         "mean_class_accuracy": float(balanced_accuracy_score(labels, predictions)),
@@ -101,15 +116,48 @@ def late_fusion(*logits: np.ndarray) -> np.ndarray:
 
 
 def metrics_files(records: Mapping[str, Mapping[str, Any]], positions: Mapping[str, Mapping[str, Any]],
-                  headline_position: str, video_accuracy: Mapping[str, float]) -> dict[str, dict[str, Any]]:
+                  headline_position: str, video: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """The DVC metrics files (name -> content) holding every figure of `records` once, and the
-    video-level accuracies (model -> accuracy) in accuracy.json after the single-clip ones."""
+    video-level scores (model -> `scores`): their accuracies in accuracy.json after the single-clip
+    ones, their intervals in the model's file next to the single-clip one."""
     files: dict[str, dict[str, Any]] = {"accuracy": {n: r["test"]["accuracy"] for n, r in records.items()}}
-    files["accuracy"]["video_accuracy"] = dict(video_accuracy)
+    files["accuracy"]["video_accuracy"] = {n: s["accuracy"] for n, s in video.items()}
     for name, record in records.items():
-        files[name] = {**record, "test": {k: v for k, v in record["test"].items() if k != "accuracy"}}
-    files["frame_positions"] = {p: r["test"]["accuracy"] for p, r in positions.items() if p != headline_position}
+        test = {k: v for k, v in record["test"].items() if k != "accuracy"}
+        if name in video:
+            test["video_accuracy_ci95"] = list(video[name]["accuracy_ci95"])
+        files[name] = {**record, "test": test}
+    others = {p: r for p, r in positions.items() if p != headline_position}
+    files["frame_positions"] = {p: r["test"]["accuracy"] for p, r in others.items()}
+    files["frame_positions"]["accuracy_ci95"] = {p: list(r["test"]["accuracy_ci95"]) for p, r in others.items()}
     return files
+
+
+def prediction_rows(paths: Sequence[str], labels: np.ndarray, logits: np.ndarray,
+                    classes: Sequence[str]) -> pd.DataFrame:
+    """One row per test video (or image): its manifest path, true and predicted class, and the
+    probability of every class (softmax of the scores; for a video the mean softmax of its clips).
+    What `twostream compare` pairs between two runs; `actual`/`predicted` also feed DVC's confusion
+    template."""
+    logits = np.asarray(logits)
+    if logits.ndim != 2 or logits.shape != (len(paths), len(classes)) or len(labels) != len(paths):
+        raise ValueError(f"expected {len(paths)} x {len(classes)} scores and {len(paths)} labels, "
+                         f"got {logits.shape} and {len(labels)}")
+    names = np.asarray(classes)
+    probabilities = F.softmax(torch.from_numpy(logits).double(), dim=1).numpy()
+    frame = pd.DataFrame({"path": list(paths), "actual": names[labels], "predicted": names[logits.argmax(1)]})
+    columns = pd.DataFrame(probabilities, columns=[probability_column(c) for c in classes])
+    return pd.concat([frame, columns], axis=1)
+
+
+def probability_column(class_name: str) -> str:
+    """The prediction file's column of one class's probability."""
+    return f"p_{class_name}"
+
+
+def prediction_csv(rows: pd.DataFrame) -> str:
+    """A prediction file's text: probabilities in `PROBABILITY_FORMAT`, "\n" line ends."""
+    return rows.to_csv(index=False, float_format=PROBABILITY_FORMAT, lineterminator="\n")
 
 
 def predict_dataset(model: nn.Module, dataset: Dataset, batch_size: int, runtime: RuntimeParams,

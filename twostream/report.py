@@ -29,6 +29,8 @@ VIDEO_SUFFIX = "_video"  # plots/confusion/<model>_video.csv: the video-level co
 # what each metrics file must hold (dotted keys), by file name
 _RECORD_KEYS = ("params", "best_epoch", "epochs", "train.accuracy", "train.loss", "val.accuracy", "val.loss")
 _TEST_KEYS = ("test.loss", "test.top5", "test.mean_class_accuracy")
+INTERVAL = "accuracy_ci95"  # the key of a test accuracy's 95% interval, [low, high] (`stats.accuracy_interval`)
+VIDEO_INTERVAL = f"video_{INTERVAL}"
 
 
 def confusion_name(model: str, video: bool) -> str:
@@ -37,12 +39,24 @@ def confusion_name(model: str, video: bool) -> str:
 
 
 def required_keys() -> dict[str, tuple[str, ...]]:
-    """metrics file name -> the dotted keys it must hold (frame_positions.json: any of FRAME_POSITIONS)."""
+    """metrics file name -> the dotted keys of numbers it must hold (frame_positions.json: any of FRAME_POSITIONS)."""
     keys = {"accuracy": (*(m.name for m in MODELS), *(f"video_accuracy.{m.name}" for m in VIDEO_MODELS))}
     for m in MODELS:
         keys[m.name] = (*_RECORD_KEYS, *_TEST_KEYS) if m.stage is not None else _TEST_KEYS
     keys["frame_positions"] = ()
     return keys
+
+
+def required_intervals() -> dict[str, tuple[str, ...]]:
+    """metrics file name -> the dotted keys of the [low, high] intervals it must hold (accuracy.json: none;
+    frame_positions.json: one per position it lists)."""
+    keys = {m.name: (f"test.{INTERVAL}", *((f"test.{VIDEO_INTERVAL}",) if m in VIDEO_MODELS else ())) for m in MODELS}
+    keys["frame_positions"] = ()
+    return keys
+
+
+def _number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and bool(np.isfinite(value))
 
 
 def _get(node: Any, dotted: str) -> Any:
@@ -66,18 +80,25 @@ def read_metrics(metrics_dir: Path) -> dict[str, dict[str, Any]]:
             raise InputError(f"{path}: not valid JSON ({exc}); re-run the evaluate stage") from None
         if not isinstance(content, dict):
             raise InputError(f"{path}: expected a JSON object; re-run the evaluate stage")
+        intervals = required_intervals().get(name, ())
         if name == "frame_positions":
-            keys = tuple(content)
+            keys = tuple(k for k in content if k != INTERVAL)
             unknown = [k for k in keys if k not in FRAME_POSITIONS]
             if unknown:
                 raise InputError(f"{path}: {unknown[0]}: not a frame position ({', '.join(FRAME_POSITIONS)}); "
                                  f"re-run the evaluate stage")
-        for key in keys:
+            intervals = tuple(f"{INTERVAL}.{k}" for k in keys)
+        for key in (*keys, *intervals):
             try:
                 value = _get(content, key)
             except KeyError:
                 raise InputError(f"{path}: {key}: missing; re-run the evaluate stage") from None
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+            if key in intervals:
+                if not (isinstance(value, list) and len(value) == 2 and all(map(_number, value))
+                        and 0 <= value[0] <= value[1] <= 1):
+                    raise InputError(f"{path}: {key}: expected an interval [low, high] within 0..1, got {value!r}; "
+                                     f"re-run the evaluate stage")
+            elif not _number(value):
                 raise InputError(f"{path}: {key}: expected a number, got {value!r}; re-run the evaluate stage")
         out[name] = content
     return out
@@ -120,18 +141,30 @@ def _f(value: float) -> str:
     return f"{value:.3f}"
 
 
+def _ci(accuracy: float, interval: list[float]) -> str:
+    """`0.508 [0.42, 0.60]`: a test accuracy and its 95% interval."""
+    return f"{accuracy:.3f} [{interval[0]:.2f}, {interval[1]:.2f}]"
+
+
+INTERVAL_NOTE = ("In brackets after each test accuracy: its exact 95% binomial (Clopper-Pearson) interval over the "
+                 "test videos (images for Stanford 40). Whether two runs differ is a paired question: "
+                 "`twostream compare` (docs/comparing.md).")
+
+
 def _seed_table(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    lines = ["| Dataset | Model | Top-1 accuracy (train / val / test) | Top-1 loss train | Model parameters |",
-             "|---|---|---|---|---|"]
+    lines = ["| Dataset | Model | Top-1 accuracy (train / val / test [95% interval]) | Top-1 loss train | "
+             "Model parameters |", "|---|---|---|---|---|"]
     accuracy = metrics["accuracy"]
     for m in MODELS:
         r = metrics[m.name]
+        test = _ci(accuracy[m.name], r["test"][INTERVAL])
         if m.stage is None:  # not trained: no train or val figures; its size is that of the models it fuses
             size = sum(metrics[part]["params"] for part in m.fuses)
-            lines.append(f"| {m.dataset_title} | {m.title} | – / – / {_f(accuracy[m.name])} | – | {size:,} |")
+            lines.append(f"| {m.dataset_title} | {m.title} | – / – / {test} | – | {size:,} |")
             continue
         lines.append(f"| {m.dataset_title} | {m.title} | {_f(r['train']['accuracy'])} / {_f(r['val']['accuracy'])} / "
-                     f"{_f(accuracy[m.name])} | {r['train']['loss']:.3f} | {r['params']:,} |")
+                     f"{test} | {r['train']['loss']:.3f} | {r['params']:,} |")
+    lines += ["", INTERVAL_NOTE]
     lines += ["", "Best epoch / epochs: " + ", ".join(
         f"{m.title} ({m.dataset_title}) {metrics[m.name]['best_epoch']}/{metrics[m.name]['epochs']}"
         for m in TRAINED) + "."]
@@ -157,7 +190,9 @@ def _video_table(metrics: Mapping[str, Mapping[str, Any]], heading: str) -> list
              "| Model | One clip | Video | Difference |", "|---|---|---|---|"]
     for m in VIDEO_MODELS:
         one, video = accuracy[m.name], accuracy["video_accuracy"][m.name]
-        lines.append(f"| {m.label} | {_f(one)} | {_f(video)} | {video - one:+.3f} |")
+        test = metrics[m.name]["test"]
+        lines.append(f"| {m.label} | {_ci(one, test[INTERVAL])} | {_ci(video, test[VIDEO_INTERVAL])} | "
+                     f"{video - one:+.3f} |")
     return lines
 
 
@@ -215,13 +250,15 @@ def _pairs_section(confusions: Mapping[str, pd.DataFrame], heading: str) -> list
 def _positions_section(metrics: Mapping[str, Mapping[str, Any]], heading: str) -> list[str]:
     others = metrics["frame_positions"]
     headline = [p for p in FRAME_POSITIONS if p not in others]
-    lines = [f"{heading} Frame position (HMDB51 frame model)", "", "| Frame | Test top-1 |", "|---|---|"]
+    lines = [f"{heading} Frame position (HMDB51 frame model)", "", "| Frame | Test top-1 [95% interval] |",
+             "|---|---|"]
     for position in FRAME_POSITIONS:
         label = position.replace("_", "-").capitalize()
         if position in others:
-            lines.append(f"| {label} | {_f(others[position])} |")
+            lines.append(f"| {label} | {_ci(others[position], others[INTERVAL][position])} |")
         elif len(headline) == 1:  # the frame model at frames.position: hmdb51_frames
-            lines.append(f"| {label} (`frames.position`) | {_f(metrics['accuracy']['hmdb51_frames'])} |")
+            frames = _ci(metrics["accuracy"]["hmdb51_frames"], metrics["hmdb51_frames"]["test"][INTERVAL])
+            lines.append(f"| {label} (`frames.position`) | {frames} |")
     return lines
 
 
