@@ -126,7 +126,9 @@ def load_exported(path: Path | str, fmt: str):
 
     path = Path(path)
     if fmt == "torchscript":
-        module = torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch >= 2.9 points to torch.export; TorchScript still loads
+            module = torch.jit.load(str(path), map_location="cpu")
 
         def run_ts(*arrays: np.ndarray) -> np.ndarray:
             with torch.no_grad():
