@@ -94,11 +94,11 @@ def export_model(model_file: Path | str, fmt: str, out: Path | str) -> dict[str,
 
 
 def _torchscript(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> bytes:
+    buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the shape checks are constant for a trace
-        traced = torch.jit.trace(model, inputs, check_trace=False)
-    buffer = io.BytesIO()
-    torch.jit.save(traced, buffer)
+        warnings.simplefilter("ignore", FutureWarning)  # torch >= 2.9 points to torch.export; TorchScript works
+        torch.jit.save(torch.jit.trace(model, inputs, check_trace=False), buffer)
     return buffer.getvalue()
 
 

@@ -181,7 +181,9 @@ class Predictor:
         log_p = log_mean_softmax(logits[:, None])[0]  # the log-softmax, in float64 as evaluate's scores
         return Prediction(path, self.classes, _softmax(log_p), clip_logits=log_p)
 
-    def _video(self, path: Path) -> Prediction:
+    def video_inputs(self, path: Path) -> tuple[dict[str, torch.Tensor], int]:
+        """The model inputs of a video, 1 + K rows each: the one-clip protocol's, then the K clips'
+        ("frames": (1 + K, 3, S, S), "flow": (1 + K, 24, S, S), as the models need); and its frame count."""
         sample = sample_video(path, self.image_size, self.clips)  # one decode; the sample_frames stage's choice
         inputs: dict[str, torch.Tensor] = {}
         if self.position is not None:  # the frame at the model's position, then the K clips' centre frames
@@ -192,13 +194,17 @@ class Predictor:
             images = flow_images(stacks, self.flow_params, progress=False, device=str(self.device),
                                  batch_size=self.flow_batch_size)
             inputs["flow"] = torch.stack([flow_stack(torch.from_numpy(v).permute(0, 3, 1, 2)) for v in images])
+        return inputs, sample.n
+
+    def _video(self, path: Path) -> Prediction:
+        inputs, n = self.video_inputs(path)
         logits = [self._run(m, **{name: inputs[name] for name in m.inputs}) for m in self.members]
         if len(logits) == 1:
             clip, video = log_mean_softmax(logits[0][:1, None])[0], video_logits(logits[0][1:], self.clips)[0]
         else:  # evaluate's late fusion: per clip, then over the video's clips
             clip = late_fusion(*(x[:1] for x in logits))[0]
             video = video_logits(late_fusion(*(x[1:] for x in logits)), self.clips)[0]
-        return Prediction(path, self.classes, _softmax(clip), _softmax(video), self.clips, sample.n,
+        return Prediction(path, self.classes, _softmax(clip), _softmax(video), self.clips, n,
                           clip_logits=clip, video_logits=video)
 
     @staticmethod
