@@ -95,4 +95,8 @@ def test_artifacts_get_from_a_remote_then_predict(tmp_path):
     proc = run([sys.executable, "-m", "twostream.console", "predict", "clip.avi", "--model", "hmdb51_flow.pt",
                 "--clips", "2", "--json"], user, env)
     record = json.loads(proc.stdout)
+    proc = subprocess.run([sys.executable, "-m", "twostream.console", "predict", "clip.avi", "--model",
+                           "hmdb51_flow.pt"], cwd=user, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and proc.stderr == ("error: params.yaml: no params file to read video_test.clips "
+                                                    "(--clips) from; pass it on the command line\n")
     assert record["frames"] == 30 and record["clips"] == 2 and set(record["video"]) == set(HMDB51_CLASSES)
