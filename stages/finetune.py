@@ -7,7 +7,7 @@ process of its own would train; one process saves starting Python, torch and DVC
 from pathlib import Path
 
 from twostream import distributed
-from twostream.checkpoint import checkpoint_meta, load_model, rebuild, spec_of
+from twostream.checkpoint import checkpoint_meta, load_model, preprocess_meta, rebuild, spec_of
 from twostream.cli import log, run_stage, stage_parser
 from twostream.datasets import FrameDataset, hmdb51_subset
 from twostream.model_table import BY_STAGE, model_path
@@ -28,7 +28,8 @@ def main(args, params, runtime):
             seed_everything(params.seed)
             model = rebuild(checkpoint)  # builds the network: the RNGs' use as in a process of its own
             meta = checkpoint_meta(spec_of(checkpoint), model, entry.dataset, entry.classes, train.image_size,
-                                   stage_params(params, STAGE, position=position), position=position)
+                                   stage_params(params, STAGE, position=position), position=position,
+                                   preprocess=preprocess_meta("video", train.image_size, position))
             train_stage(STAGE, model, FrameDataset(train, augment, position), FrameDataset(val, None, position),
                         params, runtime, model_path(Path(args.models), entry.name, position),
                         Path(args.curves) / position, meta)

@@ -1,14 +1,15 @@
 """Stage flow: 8 optical-flow images per HMDB51 clip from its 9 flow frames, and a stack of 8 for each of the
 K test clips of every test video (video-level testing). Under torchrun each process computes a contiguous
-share of the rows of every array; rank 0 writes the directory."""
+share of the rows of every array; rank 0 writes the directory, and flow.json: the flow settings (method, RAFT
+weights and updates, frame sampling) that the training stages copy into their checkpoints."""
 from pathlib import Path
 
 from twostream.cli import log, run_stage, stage_parser
 from twostream.data.manifests import manifest_name, read_manifest, write_manifest
 from twostream.distributed import is_main, process_group, shared_array, shared_dir
 from twostream.errors import InputError
-from twostream.flow import flow_shard
-from twostream.io import load_array
+from twostream.flow import flow_settings, flow_shard
+from twostream.io import load_array, write_json
 from twostream.params import FLOW_PAIRS, SUBSETS
 
 
@@ -42,6 +43,8 @@ def main(args, params, runtime):
                                    params, runtime)
             if is_main():
                 write_manifest(manifest, tmp / name)
+        if is_main():  # what the flow was computed with: the training stages record it in their checkpoints
+            write_json(tmp / "flow.json", flow_settings(params.flow))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Stage train_flow: ResNet-18 on stacks of 8 flow images (24 channels), HMDB51."""
 from pathlib import Path
 
-from twostream.checkpoint import checkpoint_meta
+from twostream.checkpoint import checkpoint_meta, preprocess_meta, read_flow_settings
 from twostream.classes import NUM_CLASSES
 from twostream.cli import run_stage, stage_parser
 from twostream.datasets import FlowDataset, hmdb51_subset
@@ -18,7 +18,9 @@ def main(args, params, runtime):
     train, val = hmdb51_subset(None, flow, "train"), hmdb51_subset(None, flow, "val")
     spec = ModelSpec.fresh(entry.kind, NUM_CLASSES, params.model)
     model = build_model(spec)
-    meta = checkpoint_meta(spec, model, entry.dataset, entry.classes, train.image_size, stage_params(params, STAGE))
+    meta = checkpoint_meta(spec, model, entry.dataset, entry.classes, train.image_size, stage_params(params, STAGE),
+                           preprocess=preprocess_meta("video", train.image_size,
+                                                      flow=read_flow_settings(flow / "flow.json")))
     train_stage(STAGE, model, FlowDataset(train), FlowDataset(val), params, runtime, Path(args.out),
                 Path(args.curves), meta)
 

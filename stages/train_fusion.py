@@ -1,7 +1,7 @@
 """Stage train_fusion: the fine-tuned frame model and the flow model joined by a 1x1 conv fusion."""
 from pathlib import Path
 
-from twostream.checkpoint import checkpoint_meta, load_model, spec_of
+from twostream.checkpoint import checkpoint_meta, load_model, preprocess_meta, read_flow_settings, spec_of
 from twostream.classes import NUM_CLASSES
 from twostream.cli import run_stage, stage_parser
 from twostream.datasets import TwoStreamDataset, hmdb51_subset
@@ -22,7 +22,9 @@ def main(args, params, runtime):
                      transform_input=spec_of(spatial_checkpoint).transform_input)
     model = build_model(spec, streams=(spatial, temporal))
     meta = checkpoint_meta(spec, model, entry.dataset, entry.classes, train.image_size,
-                           stage_params(params, STAGE, position=position), position=position)
+                           stage_params(params, STAGE, position=position), position=position,
+                           preprocess=preprocess_meta("video", train.image_size, position,
+                                                      flow=read_flow_settings(flow / "flow.json")))
     train_stage(STAGE, model, TwoStreamDataset(train, augment, position), TwoStreamDataset(val, None, position),
                 params, runtime, Path(args.out), Path(args.curves), meta)
 

@@ -1,7 +1,7 @@
 """Stage train_spatial: GoogLeNet on Stanford40 stills (12 classes)."""
 from pathlib import Path
 
-from twostream.checkpoint import checkpoint_meta
+from twostream.checkpoint import checkpoint_meta, preprocess_meta
 from twostream.classes import NUM_CLASSES
 from twostream.cli import run_stage, stage_parser
 from twostream.datasets import FrameDataset, stanford40_subset
@@ -19,7 +19,8 @@ def main(args, params, runtime):
     train, val = stanford40_subset(images, "train"), stanford40_subset(images, "val")
     spec = ModelSpec.fresh(entry.kind, NUM_CLASSES, params.model)
     model = build_model(spec)
-    meta = checkpoint_meta(spec, model, entry.dataset, entry.classes, train.image_size, stage_params(params, STAGE))
+    meta = checkpoint_meta(spec, model, entry.dataset, entry.classes, train.image_size, stage_params(params, STAGE),
+                           preprocess=preprocess_meta("image", train.image_size))
     train_stage(STAGE, model, FrameDataset(train, augment), FrameDataset(val, None), params, runtime,
                 Path(args.out), Path(args.curves), meta)
 

@@ -170,3 +170,33 @@ def test_saving_anything_but_plain_data_is_a_bug_caught_before_writing(tmp_path,
     with pytest.raises(TypeError, match=r"checkpoint\['history'\]\[0\]: key 1 is not a string"):
         save_checkpoint(path, model, meta, 1, [{1: 2.0}])
     assert not path.exists()
+
+
+def test_preprocess_record_is_plain_data_that_loads_weights_only(tmp_path, trained):
+    from twostream.checkpoint import preprocess_meta, read_flow_settings
+    from twostream.flow import flow_settings
+    from twostream.io import write_json
+    from twostream.params import FlowParams
+
+    spec, model, _ = trained
+    write_json(tmp_path / "flow.json", flow_settings(FlowParams("raft_large", True, 12)))
+    record = preprocess_meta("video", 64, "middle", read_flow_settings(tmp_path / "flow.json"))
+    meta = checkpoint_meta(spec, model, "hmdb51", HMDB51_CLASSES, 64, {"seed": 0, "train": {"lr": 1e-3}},
+                           position="middle", preprocess=record)
+    save_checkpoint(tmp_path / "m.pt", model, meta, 1, HISTORY)
+    loaded = torch.load(tmp_path / "m.pt", map_location="cpu", weights_only=True)  # no pickled code
+    assert loaded["preprocess"] == record and record["flow"]["raft_updates"] == 12
+    assert record["normalization"] == {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+    assert (record["source"], record["image_size"], record["frame_position"]) == ("video", 64, "middle")
+    with pytest.raises(ValueError, match="source must be image or video"):
+        preprocess_meta("audio", 64)
+
+
+def test_missing_or_foreign_flow_settings(tmp_path):
+    from twostream.checkpoint import read_flow_settings
+
+    with pytest.raises(MissingInputError, match="flow.json: flow settings not found; re-run the flow stage"):
+        read_flow_settings(tmp_path / "flow.json")
+    (tmp_path / "flow.json").write_text("[1, 2]")
+    with pytest.raises(InputError, match="not the flow stage's settings record"):
+        read_flow_settings(tmp_path / "flow.json")

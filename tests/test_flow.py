@@ -312,3 +312,23 @@ def test_unknown_device_and_method():
         resolve_device("tpu")
     with pytest.raises(ValueError, match="unknown flow.method"):
         FlowEstimator(params("lucas_kanade"))
+
+
+def test_flow_settings_record_only_what_the_method_uses_and_round_trip():
+    from twostream.flow import FLOW_SAMPLING, flow_params_of, flow_settings
+
+    dis = flow_settings(FlowParams("dis", True, 12))
+    assert dis == {"method": "dis", "frames": FLOW_FRAMES, "sampling": FLOW_SAMPLING, "pretrained": None,
+                   "raft_updates": None, "weights": None}
+    assert dis == flow_settings(FlowParams("dis", False, 3))  # raft settings do not change DIS flow
+    assert flow_params_of(dis).method == "dis"
+    raft = flow_settings(FlowParams("raft_large", True, 12))
+    assert raft["weights"] == "Raft_Large_Weights.C_T_SKHT_V2" and raft["raft_updates"] == 12
+    assert flow_params_of(raft) == FlowParams("raft_large", True, 12)
+    assert flow_settings(FlowParams("raft_small", False, 2))["weights"] == "random (seed 0)"
+    with pytest.raises(ValueError, match="RAFT weights Raft_Large_Weights.C_T_V1"):
+        flow_params_of({**raft, "weights": "Raft_Large_Weights.C_T_V1"})
+    with pytest.raises(ValueError, match="flow frames chosen as 7 frames"):
+        flow_params_of({**dis, "frames": 7})
+    with pytest.raises(ValueError, match="flow method 'tvl1'"):
+        flow_params_of({**dis, "method": "tvl1"})

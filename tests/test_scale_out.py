@@ -335,7 +335,7 @@ def flow_run(tmp_path, method, size, nproc, counts):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [f"hmdb51_{s}.{ext}" for s in counts for ext in ("npy", "csv")]
-        + ["hmdb51_test_clips.npy"])  # no leftovers, no shard files
+        + ["hmdb51_test_clips.npy", "flow.json"])  # no leftovers, no shard files
     return out, time.perf_counter() - started
 
 

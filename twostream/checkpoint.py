@@ -2,8 +2,10 @@
 
 A checkpoint is a dict: the `ModelSpec` (enough to rebuild the network without downloading
 anything), the best epoch's weights, the dataset and class names it was trained on, the
-image size, its parameter count, the training history and best epoch, and the params the
-training stage tracks. It is written with `torch.save` to an open file handle inside an
+image size, its parameter count, the training history and best epoch, the params the
+training stage tracks, and `preprocess`: everything that turns a video or an image into the model's
+input (`preprocess_meta`), so `twostream predict` cannot prepare an input otherwise than training did.
+It is written with `torch.save` to an open file handle inside an
 atomic write: torch stores the *file name* it is given inside the archive, so saving to the
 temporary path would make identical weights give different bytes on every run.
 
@@ -15,6 +17,7 @@ and tensors (`save_checkpoint` checks this, so every file it writes loads).
 """
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,7 @@ from torch import nn
 from twostream.errors import InputError, MissingInputError
 from twostream.io import atomic_path
 from twostream.models import ModelSpec, build_model, count_parameters
+from twostream.transforms import IMAGENET_MEAN, IMAGENET_STD
 from twostream.weights import refusal
 
 REQUIRED = ("spec", "state_dict", "dataset", "classes", "image_size", "num_params", "history", "best_epoch",
@@ -56,6 +60,40 @@ def checkpoint_meta(spec: ModelSpec, model: nn.Module, dataset: str, classes: tu
     """Everything a checkpoint records besides weights and history (`params`: the stage's own params)."""
     return {"spec": spec.as_dict(), "dataset": dataset, "classes": list(classes), "image_size": int(image_size),
             "num_params": count_parameters(model), "params": params, **extra}
+
+
+# Version of the `preprocess` record; a model file without it, or of another version, is refused by predict.
+PREPROCESS_VERSION = 1
+# How an image or a video frame becomes a square (twostream.data.images.pad_resize).
+PAD_RESIZE = "zero-pad to a centred square, resize: area interpolation down, bilinear up"
+
+
+def preprocess_meta(source: str, image_size: int, position: str | None = None,
+                    flow: dict[str, Any] | None = None) -> dict[str, Any]:
+    """How a model's input is made, recorded in its checkpoint (key "preprocess").
+
+    source: "image" (a still, Stanford 40) or "video" (HMDB51 clips: frames at `position` and/or flow
+    stacks made with `flow`, the flow stage's `twostream.flow.flow_settings`). Every input image (RGB
+    frame or flow image) is scaled to [0, 1] and normalised with `mean`/`std` per channel."""
+    if source not in ("image", "video"):
+        raise ValueError(f"source must be image or video, got {source!r}")
+    return {"version": PREPROCESS_VERSION, "source": source, "image_size": int(image_size),
+            "pad_resize": PAD_RESIZE, "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
+            "frame_position": position, "flow": None if flow is None else dict(flow)}
+
+
+def read_flow_settings(path: Path | str) -> dict[str, Any]:
+    """The flow stage's record of its settings (flow.json next to its arrays)."""
+    path = Path(path)
+    try:
+        settings = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise MissingInputError(f"{path}: flow settings not found; re-run the flow stage (`dvc repro`)") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read the flow settings ({exc}); re-run the flow stage") from None
+    if not isinstance(settings, dict) or "method" not in settings:
+        raise InputError(f"{path}: not the flow stage's settings record; re-run the flow stage")
+    return settings
 
 
 def save_checkpoint(path: Path | str, model: nn.Module, meta: dict[str, Any], best_epoch: int,

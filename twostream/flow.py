@@ -220,6 +220,41 @@ class FlowEstimator:
         return flow
 
 
+# How the 9 flow frames of a clip are chosen (twostream.data.video.flow_frame_indices), as a checkpoint records it.
+FLOW_SAMPLING = "seed: mid = n // 2; linspace(0, mid, 9)[4:8], mid, linspace(mid, n - 1, 9)[1:5]"
+
+
+def flow_settings(params: FlowParams) -> dict:
+    """What flow images are computed with, as plain data: the flow stage writes it next to its arrays
+    (flow.json) and the training stages copy it into the checkpoint, so `twostream predict` computes
+    flow exactly as the model was trained on. Settings a method does not use are None, so changing one
+    (raft_updates under dis) leaves the file, and the models trained on it, unchanged."""
+    raft = params.method in RAFT_METHODS
+    return {"method": params.method, "frames": FLOW_FRAMES, "sampling": FLOW_SAMPLING,
+            "pretrained": bool(params.pretrained) if raft else None,
+            "raft_updates": int(params.raft_updates) if raft else None,
+            "weights": (str(_raft_weights(params.method)[1]) if params.pretrained else
+                        f"random (seed {RANDOM_WEIGHTS_SEED})") if raft else None}
+
+
+def flow_params_of(settings: dict) -> FlowParams:
+    """The FlowParams that reproduce recorded `flow_settings`; ValueError when this installation
+    would compute other flow (unknown method, other frame sampling, other RAFT weights)."""
+    method = settings.get("method")
+    if method not in FLOW_METHODS:
+        raise ValueError(f"flow method {method!r} is not one of {', '.join(FLOW_METHODS)}")
+    if settings.get("frames") != FLOW_FRAMES or settings.get("sampling") != FLOW_SAMPLING:
+        raise ValueError(f"flow frames chosen as {settings.get('frames')} frames by {settings.get('sampling')!r}, "
+                         f"this version chooses {FLOW_FRAMES} by {FLOW_SAMPLING!r}")
+    raft = method in RAFT_METHODS
+    params = FlowParams(method=method, pretrained=bool(settings.get("pretrained")) if raft else True,
+                        raft_updates=int(settings.get("raft_updates") or 1) if raft else 1)
+    if raft and flow_settings(params)["weights"] != settings.get("weights"):
+        raise ValueError(f"flow computed with RAFT weights {settings.get('weights')}, this torchvision's "
+                         f"are {flow_settings(params)['weights']}")
+    return params
+
+
 def _raft_weights(method: str):
     from torchvision.models.optical_flow import (Raft_Large_Weights, Raft_Small_Weights,
                                                  raft_large, raft_small)
