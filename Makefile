@@ -27,7 +27,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 # The workspace's outputs, the run-cache and the outputs of every run in it, to the DVC remote
-# (REMOTE=name for another than the default): see "Sharing results" in the README.
+# (REMOTE=name for another than the default): see docs/reproducibility.md.
 push: $(STAMP)
 	$(BIN)/python scripts/push_run_cache.py $(if $(REMOTE),-r $(REMOTE))
 

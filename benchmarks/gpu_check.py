@@ -49,7 +49,7 @@ DEFAULT_WHEELS = ROOT / ".whl"
 DEFAULT_REQUIREMENTS = ROOT / "benchmarks" / "gpu_wheels.txt"
 MIB = 2**20
 
-# The real sizes the stage times are projected to (the seed's lists, README): Stanford40 train
+# The real sizes the stage times are projected to (the seed's lists, docs/reproducibility.md): Stanford40 train
 # oversampled to 3,192 and val to 360, 304 test; HMDB51 756 / 84 / 360 clips. Test-clip stacks:
 # video_test.clips (params-full.yaml) per test video. Epochs: params-full.yaml.
 REAL_STANFORD40 = {"train": 3192, "val": 360, "test": 304}

@@ -4,8 +4,8 @@ match the committed one within --tolerance.
 
 The tolerance holds on the kind of machine that produced the commit. Another CPU instruction set
 (AVX2 vs AVX-512), another device or another library build rounds the training arithmetic
-differently, and training turns that into a different, equally valid run (README, "What is a param
-and what is not"): there, expect FAIL lines, while `git diff dvc.lock` still shows the data stages'
+differently, and training turns that into a different, equally valid run (docs/reproducibility.md,
+"The same bytes on the same kind of machine"): there, expect FAIL lines, while `git diff dvc.lock` still shows the data stages'
 outputs unchanged.
 
     python scripts/check_reproduction.py [--rev HEAD] [--tolerance 0.01]

@@ -1,5 +1,6 @@
-"""Write README.md's results sections from the committed results (metrics/*.json, plots/confusion/*.csv):
-the text evaluate writes to metrics/results.md (`twostream.report`), between two markers.
+"""Write README.md's headline results from the committed results (metrics/*.json), between two markers:
+the first sections of the text evaluate writes to metrics/results.md (`twostream.report.headline_markdown`:
+the result table with the test intervals, one clip vs the whole video; the rest stays in metrics/results.md).
 
     python scripts/readme_results.py           # rewrite the block between the markers in README.md
     python scripts/readme_results.py --check   # exit 1 when README.md's block is not what the files give
@@ -14,21 +15,17 @@ from pathlib import Path
 
 from twostream.errors import InputError, TwostreamError
 from twostream.io import write_text
-from twostream.params import load_params
-from twostream.report import read_confusions, read_metrics, results_markdown
+from twostream.report import headline_markdown, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
-BEGIN = ("<!-- results: written by scripts/readme_results.py from metrics/*.json and plots/confusion/*.csv "
-         "(make repro); do not edit -->")
+BEGIN = "<!-- results: written by scripts/readme_results.py from metrics/*.json (make repro); do not edit -->"
 END = "<!-- end of results -->"
 LEVEL = 3  # the sections sit under README's "## Results" heading
 
 
 def results_block(root: Path) -> str:
     """The README's results sections, from the results committed under `root`."""
-    synthetic = load_params(root / "params.yaml").data.source == "synthetic"  # the run the results are of
-    return results_markdown(read_metrics(root / "metrics"), read_confusions(root / "plots" / "confusion"), LEVEL,
-                            synthetic)
+    return headline_markdown(read_metrics(root / "metrics"), LEVEL)
 
 
 def current_block(readme: str, source: Path | str = "README.md") -> str:
@@ -61,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.check:
         if updated != readme:
-            print(f"error: {readme_path}: the results block is not what metrics/ and plots/confusion/ give; "
+            print(f"error: {readme_path}: the results block is not what metrics/ gives; "
                   f"run python scripts/readme_results.py", file=sys.stderr)
             return 1
         return 0

@@ -10,8 +10,8 @@ from twostream.data.render import DESIGNED_PAIRS
 from twostream.errors import InputError, MissingInputError
 from twostream.evaluate import metrics_files
 from twostream.model_table import MODELS, TRAINED, VIDEO_MODELS
-from twostream.report import (confusion_name, pair_counts, per_class_accuracy, read_confusions, read_metrics,
-                              results_file, results_markdown)
+from twostream.report import (confusion_name, headline_markdown, pair_counts, per_class_accuracy, read_confusions,
+                              read_metrics, results_file, results_markdown)
 
 
 def _interval(accuracy):
@@ -199,3 +199,16 @@ def test_real_data_results_have_no_designed_pair_section():
     assert "Designed class pairs" in synthetic and "DESIGNED_PAIRS" in synthetic
     assert "Designed class pairs" not in real and "designed" not in real.lower()
     assert "Frame position" in real and "One clip vs the whole video" in real
+
+
+def test_the_headline_is_the_first_part_of_the_results():
+    """README.md shows `headline_markdown` (scripts/readme_results.py): the result table with the intervals and one
+    clip vs the whole video, word for word as metrics/results.md begins; the pairs and positions stay there only."""
+    metrics, confusions = example_metrics(), example_confusions()
+    headline = headline_markdown(metrics, level=3)
+    full = results_markdown(metrics, confusions, level=3)
+    assert full.startswith(headline.rstrip("\n") + "\n\n")
+    assert "| HMDB51 | Two-stream | 0.900 / 0.800 / 0.714 [0.62, 0.80] | 0.123 | 18,441,784 |" in headline
+    assert "### One clip vs the whole video" in headline and "[0.61, 0.78] | +0.036 |" in headline
+    assert "Designed class pairs" not in headline and "Frame position" not in headline
+    assert "Designed class pairs" in full and "Frame position" in full

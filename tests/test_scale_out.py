@@ -2,7 +2,7 @@
 (`queue`), on the CPU with gloo and 2 processes (`-k ddp`, `-k shard`, `-k queue` select them).
 
 What is tested here is one machine, several processes. Multi-node runs (torchrun's c10d
-rendezvous) and the NCCL/one-GPU-per-process path are documented in the README only.
+rendezvous) and the NCCL/one-GPU-per-process path are documented in docs/scaling.md only.
 """
 import dataclasses
 import json

@@ -274,6 +274,13 @@ def results_markdown(metrics: Mapping[str, Mapping[str, Any]], confusions: Mappi
     return "\n".join(lines) + "\n"
 
 
+def headline_markdown(metrics: Mapping[str, Mapping[str, Any]], level: int = 2) -> str:
+    """The headline of `results_markdown`, for the README: the seed's result table with the test intervals,
+    and one clip vs the whole video (the other sections stay in metrics/results.md)."""
+    lines = [*_seed_table(metrics), "", *_video_table(metrics, "#" * level)]
+    return "\n".join(lines) + "\n"
+
+
 def results_file(metrics: Mapping[str, Mapping[str, Any]], confusions: Mapping[str, pd.DataFrame],
                  synthetic: bool = True) -> str:
     """metrics/results.md: a title, then `results_markdown`."""

@@ -95,9 +95,9 @@ def make_loader(dataset: Dataset, batch_size: int, runtime: RuntimeParams, shuff
     # draw per epoch without workers, one in all with persistent workers.
     generator = torch.Generator().manual_seed(seed)
     # shuffle=False (validation, test) on the CPU: the samples load in this process, whatever
-    # `num_workers` says. There is no augmentation to hand to a worker, and a worker per loader cost
-    # more than it saved (the demo's `evaluate`, 11 test sets: 23.4 s with one worker each, 19.7 s
-    # without; the same metrics). On CUDA workers overlap loading with the GPU's work.
+    # `num_workers` says. There is no augmentation to hand to a worker, and a worker per loader costs
+    # more than it saves (docs/performance.md); the metrics are the same. On CUDA workers overlap
+    # loading with the GPU's work.
     workers = 0 if not shuffle and (device is None or device.type == "cpu") else runtime.num_workers
     return DataLoader(dataset, batch_size=local_batch, sampler=sampler, num_workers=workers,
                       drop_last=drop_last,

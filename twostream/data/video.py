@@ -175,7 +175,7 @@ def _decode(path: Path, logs: list[tuple[int, str, str]], keep: Callable[[int], 
         context.thread_type = "NONE"  # one thread: errors surface at the frame they belong to
         context.thread_count = 1
 
-        to_rgb = VideoReformatter()  # one conversion context per clip (a frame's own is rebuilt per frame: 3x slower)
+        to_rgb = VideoReformatter()  # one conversion context per clip (a frame's own would be rebuilt for every frame)
         frames: dict[int, np.ndarray] = {}
         n = 0  # frames decoded
         packets = 0  # packets with data: about one per frame
