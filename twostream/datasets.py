@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler
 
+from twostream.data import arrays
 from twostream.data.manifests import manifest_name, read_manifest
 from twostream.errors import InputError
 from twostream.io import load_array
@@ -93,7 +94,7 @@ class SubsetArrays:
 
 def stanford40_subset(images_dir: Path, subset: str) -> SubsetArrays:
     manifest = Path(images_dir) / manifest_name("stanford40", subset)
-    return SubsetArrays({"frames": LazyArray(Path(images_dir) / f"stanford40_{subset}.npy")},
+    return SubsetArrays({"frames": LazyArray(Path(images_dir) / arrays.images(subset))},
                         read_manifest(manifest, "stanford40")["label"].to_numpy(), manifest)
 
 
@@ -101,10 +102,10 @@ def hmdb51_subset(frames_dir: Path | None, flow_dir: Path | None, subset: str) -
     """HMDB51 frames at all positions (frames_dir) and/or flow images (flow_dir), same clips in the same order."""
     arrays, manifests = {}, []
     if frames_dir is not None:
-        arrays["positions"] = LazyArray(Path(frames_dir) / f"hmdb51_{subset}_positions.npy")
+        arrays["positions"] = LazyArray(Path(frames_dir) / arrays.positions(subset))
         manifests.append(Path(frames_dir) / manifest_name("hmdb51", subset))
     if flow_dir is not None:
-        arrays["flow"] = LazyArray(Path(flow_dir) / f"hmdb51_{subset}.npy")
+        arrays["flow"] = LazyArray(Path(flow_dir) / arrays.flow(subset))
         manifests.append(Path(flow_dir) / manifest_name("hmdb51", subset))
     if not manifests:
         raise ValueError("hmdb51_subset needs frames_dir or flow_dir")
@@ -128,10 +129,10 @@ def hmdb51_test_clips(frames_dir: Path | None, flow_dir: Path | None) -> tuple[S
     The datasets read them with position None (FrameDataset's "frames", not a study position)."""
     arrays, manifests = {}, []
     if frames_dir is not None:
-        arrays["frames"] = ClipArray(Path(frames_dir) / "hmdb51_test_clip_frames.npy")
+        arrays["frames"] = ClipArray(Path(frames_dir) / arrays.clip_frames())
         manifests.append(Path(frames_dir) / manifest_name("hmdb51", "test"))
     if flow_dir is not None:
-        arrays["flow"] = ClipArray(Path(flow_dir) / "hmdb51_test_clips.npy")
+        arrays["flow"] = ClipArray(Path(flow_dir) / arrays.clip_flow())
         manifests.append(Path(flow_dir) / manifest_name("hmdb51", "test"))
     if not manifests:
         raise ValueError("hmdb51_test_clips needs frames_dir or flow_dir")
