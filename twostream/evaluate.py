@@ -289,8 +289,8 @@ def test_models(loaded: Mapping[str, tuple], study: Mapping[str, tuple], data: T
         if entry.fuses:  # late fusion: the mean softmax of trained models, per clip, then over the video's clips
             labels = results.predictions[entry.fuses[0]][1]
             fused = late_fusion(*(results.predictions[name][0] for name in entry.fuses))
-            results.records[entry.name], results.predictions[entry.name] = {"test": scores(fused, labels)}, (fused,
-                                                                                                            labels)
+            results.records[entry.name] = {"test": scores(fused, labels)}
+            results.predictions[entry.name] = fused, labels
             results.video[entry.name] = (video_logits(late_fusion(*(clip_logits[n] for n in entry.fuses)),
                                                       results.clips), labels)
             log.info("%s: test accuracy %.3f", entry.name, results.records[entry.name]["test"]["accuracy"])
