@@ -3,14 +3,24 @@ with `python -m`) and every project module it imports, directly or through other
 at module level or inside functions (read with `ast`, nothing is imported).
 
     python scripts/stage_deps.py          # per stage: modules dvc.yaml misses or lists needlessly
+    python scripts/stage_deps.py --write  # rewrite each stage's code deps in dvc.yaml to the closure
+
+`--write` edits the text of dvc.yaml in place (atomically): in each stage's `deps:` list the code
+entries (stage scripts and twostream/*.py) are replaced, where the first of them stood, by the
+closure (the stage scripts, then the modules, sorted); every other line (data deps, comments, the
+rest of the file) stays as it is.
 
 tests/test_stage_deps.py checks dvc.yaml against this on every run.
 """
 from __future__ import annotations
 
+import argparse
 import ast
+import os
+import re
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -110,18 +120,99 @@ def is_code(dep: str) -> bool:
     return dep.endswith(".py") and (dep.startswith(f"{PACKAGE}/") or dep.startswith("stages/"))
 
 
-def main() -> int:
-    problems = 0
-    for name, (cmd, declared) in stage_commands().items():
-        needed = code_deps(cmd)
+def _ordered(code: set[str]) -> list[str]:
+    """Code deps as dvc.yaml lists them: the stage scripts, then the project modules, each sorted."""
+    return sorted(code, key=lambda d: (not d.startswith("stages/"), d))
+
+
+_STAGE = re.compile(r"^  (?P<name>[A-Za-z0-9_-]+):\s*$")
+_ITEM = re.compile(r"^(?P<indent>\s*)- (?P<value>\S.*?)\s*$")
+
+
+def write_code_deps(text: str, root: Path = ROOT) -> str:
+    """dvc.yaml's text with every stage's code deps set to the import closure of its command.
+
+    A text edit, not a YAML round-trip: only the list items that are code deps change (replaced, at the
+    place of the first, by the closure); a stage without one gets the closure at the top of its deps."""
+    commands = stage_commands_of(text)
+    lines = text.splitlines(keepends=True)
+    out: list[str] = []
+    section, stage = None, None
+    in_deps, deps_indent, written = False, None, False
+    for line in lines:
+        match = _STAGE.match(line)
+        if line.strip() and not line[0].isspace() and not line.startswith("#"):
+            section, stage, in_deps = line.split(":")[0], None, False  # a top-level key: stages, plots, ...
+        elif match and section == "stages" and match["name"] in commands:
+            stage, in_deps = match["name"], False
+        elif line.strip() and not line.startswith("    ") and not line.lstrip().startswith("#"):
+            stage, in_deps = None, False
+        if stage is not None and re.match(r"^\s+deps:\s*$", line):
+            out.append(line)
+            in_deps, deps_indent, written = True, None, False
+            continue
+        if in_deps:
+            item = _ITEM.match(line)
+            if item and (deps_indent is None or item["indent"] == deps_indent):
+                deps_indent = item["indent"]
+                if is_code(item["value"]):
+                    if not written:
+                        out += [f"{deps_indent}- {d}\n" for d in _ordered(code_deps(commands[stage], root))]
+                        written = True
+                    continue
+                if not written:
+                    out += [f"{deps_indent}- {d}\n" for d in _ordered(code_deps(commands[stage], root))]
+                    written = True
+                out.append(line)
+                continue
+            in_deps = False
+        out.append(line)
+    return "".join(out)
+
+
+def stage_commands_of(text: str) -> dict[str, str]:
+    """stage name -> command, of a dvc.yaml's text (top-level stages, not foreach templates)."""
+    stages = yaml.safe_load(text)["stages"]
+    return {name: stage["cmd"] for name, stage in stages.items() if "cmd" in stage}
+
+
+def check(dvc_yaml: Path = ROOT / "dvc.yaml", root: Path = ROOT) -> list[str]:
+    """One line per code dep dvc.yaml misses or lists needlessly."""
+    problems = []
+    for name, (cmd, declared) in stage_commands(dvc_yaml).items():
+        needed = code_deps(cmd, root)
         listed = {d for d in declared if is_code(d)}
-        for missing in sorted(needed - listed):
-            print(f"{name}: imports {missing} but dvc.yaml does not list it")
-            problems += 1
-        for extra in sorted(listed - needed):
-            print(f"{name}: dvc.yaml lists {extra}, which the stage does not import")
-            problems += 1
-    print("all stages declare exactly the code they run" if not problems else f"{problems} problem(s)")
+        problems += [f"{name}: imports {m} but dvc.yaml does not list it" for m in sorted(needed - listed)]
+        problems += [f"{name}: dvc.yaml lists {e}, which the stage does not import" for e in sorted(listed - needed)]
+    return problems
+
+
+def write(dvc_yaml: Path = ROOT / "dvc.yaml", root: Path = ROOT) -> bool:
+    """Rewrite dvc.yaml's code deps (atomically); True if the file changed."""
+    text = dvc_yaml.read_text()
+    new = write_code_deps(text, root)
+    if new == text:
+        return False
+    fd, tmp = tempfile.mkstemp(dir=dvc_yaml.parent, prefix=f".{dvc_yaml.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(new)
+    os.chmod(tmp, dvc_yaml.stat().st_mode & 0o777)
+    os.replace(tmp, dvc_yaml)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--write", action="store_true", help="rewrite dvc.yaml's code deps to the import closure")
+    parser.add_argument("--dvc-yaml", type=Path, default=ROOT / "dvc.yaml", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.write:
+        changed = write(args.dvc_yaml)
+        print(f"{args.dvc_yaml}: code deps {'rewritten' if changed else 'already exact'}")
+    problems = check(args.dvc_yaml)
+    for problem in problems:
+        print(problem)
+    print("all stages declare exactly the code they run" if not problems else f"{len(problems)} problem(s)")
     return 1 if problems else 0
 
 

@@ -5,6 +5,7 @@ weights and updates, frame sampling) that the training stages copy into their ch
 from pathlib import Path
 
 from twostream.cli import log, run_stage, stage_parser
+from twostream.data import arrays
 from twostream.data.manifests import manifest_name, read_manifest, write_manifest
 from twostream.distributed import is_main, process_group, shared_array, shared_dir
 from twostream.errors import InputError
@@ -33,18 +34,17 @@ def main(args, params, runtime):
         for subset in SUBSETS:
             name = manifest_name("hmdb51", subset)
             manifest = read_manifest(frames_dir / name, "hmdb51")
-            frames = load_array(frames_dir / f"hmdb51_{subset}_flow_frames.npy")
+            frames = load_array(frames_dir / arrays.flow_frames(subset))
             n, _, size, _, channels = frames.shape
-            with shared_array(tmp / f"hmdb51_{subset}.npy", (n, FLOW_PAIRS, size, size, channels)) as out:
+            with shared_array(tmp / arrays.flow(subset), (n, FLOW_PAIRS, size, size, channels)) as out:
                 flow_shard(frames, params.flow, out=out, progress=runtime.progress, device=runtime.device,
                            batch_size=runtime.flow_batch_size)
             if subset == "test":
-                flow_of_test_clips(frames_dir / "hmdb51_test_clip_flow_frames.npy", tmp / "hmdb51_test_clips.npy", n,
-                                   params, runtime)
+                flow_of_test_clips(frames_dir / arrays.clip_flow_frames(), tmp / arrays.clip_flow(), n, params, runtime)
             if is_main():
                 write_manifest(manifest, tmp / name)
         if is_main():  # what the flow was computed with: the training stages record it in their checkpoints
-            write_json(tmp / "flow.json", flow_settings(params.flow))
+            write_json(tmp / arrays.FLOW_SETTINGS, flow_settings(params.flow))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 from pathlib import Path
 
 from twostream.cli import run_stage, stage_parser
+from twostream.data import arrays
 from twostream.data.images import pad_resize_files
 from twostream.data.manifests import manifest_name, read_manifest, write_manifest
 from twostream.io import atomic_dir, open_array
@@ -14,7 +15,7 @@ def main(args, params, runtime):
         for subset in SUBSETS:
             name = manifest_name("stanford40", subset)
             manifest = read_manifest(Path(args.manifests) / name, "stanford40")
-            with open_array(tmp / f"stanford40_{subset}.npy", (len(manifest), size, size, 3)) as images:
+            with open_array(tmp / arrays.images(subset), (len(manifest), size, size, 3)) as images:
                 pad_resize_files([root / p for p in manifest["path"]], size, images, desc=f"stanford40 {subset}")
             write_manifest(manifest, tmp / name)
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from twostream.cli import log, run_stage, stage_parser
+from twostream.data import arrays
 from twostream.data.manifests import manifest_name, read_manifest, write_manifest
 from twostream.data.video import sample_videos
 from twostream.io import atomic_dir, open_array
@@ -21,14 +22,14 @@ def main(args, params, runtime):
             n_clips, frame = len(manifest), (size, size, 3)
             k = params.video_test.clips if subset == "test" else 0  # test clips per video (test subset only)
             counts = []
-            with open_array(tmp / f"hmdb51_{subset}_positions.npy", (n_clips, len(FRAME_POSITIONS), *frame)) as positions, \
-                    open_array(tmp / f"hmdb51_{subset}_flow_frames.npy", (n_clips, FLOW_FRAMES, *frame)) as flow_frames, \
+            with open_array(tmp / arrays.positions(subset), (n_clips, len(FRAME_POSITIONS), *frame)) as positions, \
+                    open_array(tmp / arrays.flow_frames(subset), (n_clips, FLOW_FRAMES, *frame)) as flow_frames, \
                     contextlib.ExitStack() as clip_arrays:
                 if k:
                     clip_frames = clip_arrays.enter_context(
-                        open_array(tmp / f"hmdb51_{subset}_clip_frames.npy", (n_clips, k, *frame)))
+                        open_array(tmp / arrays.clip_frames(subset), (n_clips, k, *frame)))
                     clip_flow_frames = clip_arrays.enter_context(
-                        open_array(tmp / f"hmdb51_{subset}_clip_flow_frames.npy", (n_clips, k, FLOW_FRAMES, *frame)))
+                        open_array(tmp / arrays.clip_flow_frames(subset), (n_clips, k, FLOW_FRAMES, *frame)))
                 clips = sample_videos([root / p for p in manifest["path"]], size, runtime.cpu_processes(), clips=k)
                 for i, sample in enumerate(tqdm(
                         clips, total=n_clips, desc=f"hmdb51 {subset}", unit="video", disable=not runtime.progress)):

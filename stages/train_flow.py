@@ -4,6 +4,7 @@ from pathlib import Path
 from twostream.checkpoint import checkpoint_meta, preprocess_meta, read_flow_settings
 from twostream.classes import NUM_CLASSES
 from twostream.cli import run_stage, stage_parser
+from twostream.data import arrays
 from twostream.datasets import FlowDataset, hmdb51_subset
 from twostream.model_table import BY_STAGE
 from twostream.models import ModelSpec, build_model
@@ -20,7 +21,7 @@ def main(args, params, runtime):
     model = build_model(spec)
     meta = checkpoint_meta(spec, model, entry.dataset, entry.classes, train.image_size, stage_params(params, STAGE),
                            preprocess=preprocess_meta("video", train.image_size,
-                                                      flow=read_flow_settings(flow / "flow.json")))
+                                                      flow=read_flow_settings(flow / arrays.FLOW_SETTINGS)))
     train_stage(STAGE, model, FlowDataset(train), FlowDataset(val), params, runtime, Path(args.out),
                 Path(args.curves), meta)
 

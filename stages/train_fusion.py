@@ -4,6 +4,7 @@ from pathlib import Path
 from twostream.checkpoint import checkpoint_meta, load_model, preprocess_meta, read_flow_settings, spec_of
 from twostream.classes import NUM_CLASSES
 from twostream.cli import run_stage, stage_parser
+from twostream.data import arrays
 from twostream.datasets import TwoStreamDataset, hmdb51_subset
 from twostream.model_table import BY_STAGE
 from twostream.models import ModelSpec, build_model
@@ -24,7 +25,7 @@ def main(args, params, runtime):
     meta = checkpoint_meta(spec, model, entry.dataset, entry.classes, train.image_size,
                            stage_params(params, STAGE, position=position), position=position,
                            preprocess=preprocess_meta("video", train.image_size, position,
-                                                      flow=read_flow_settings(flow / "flow.json")))
+                                                      flow=read_flow_settings(flow / arrays.FLOW_SETTINGS)))
     train_stage(STAGE, model, TwoStreamDataset(train, augment, position), TwoStreamDataset(val, None, position),
                 params, runtime, Path(args.out), Path(args.curves), meta)
 

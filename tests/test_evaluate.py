@@ -2,6 +2,7 @@ import dataclasses
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -220,3 +221,84 @@ def test_prediction_rows_hold_the_video_its_classes_and_probabilities():
     assert "\r" not in text and text.endswith("\n")
     with pytest.raises(ValueError, match="expected 3 x 3 scores"):
         prediction_rows(["a", "b", "c"], np.array([0, 1, 2]), logits, ["clap", "climb", "drink"])
+
+
+def fake_results(rng=None, videos=6, clips=3):
+    """A TestResults of random scores for every model and protocol, and the study's other positions."""
+    from twostream.evaluate import TestResults
+    from twostream.params import FRAME_POSITIONS
+
+    rng = rng or np.random.default_rng(0)
+    results = TestResults("middle", clips=clips)
+    for m in MODELS:
+        labels = np.arange(videos) % len(m.classes)
+        results.predictions[m.name] = rng.normal(size=(videos, len(m.classes))).astype(np.float32), labels
+        results.records[m.name] = _record(0.5) if m.stage else {"test": scores(*results.predictions[m.name])}
+        if m in VIDEO_MODELS:
+            results.video[m.name] = rng.normal(size=(videos, len(m.classes))), labels
+    for p in FRAME_POSITIONS:
+        if p != "middle":
+            results.position_scores[p] = rng.normal(size=(videos, 12)).astype(np.float32), np.arange(videos) % 12
+        results.positions[p] = results.records["hmdb51_frames"] if p == "middle" else _record(0.4)
+    return results
+
+
+def test_the_stage_writers_write_every_model_and_protocol(tmp_path):
+    import json
+
+    from twostream.evaluate import confusions, write_confusions, write_metrics, write_predictions
+    from twostream.predictions import describe, order
+
+    results = fake_results()
+    tables = confusions(results)
+    assert list(tables) == [n for m in MODELS for n in ([m.name, f"{m.name}_video"] if m in VIDEO_MODELS
+                                                        else [m.name])]
+    assert tables["hmdb51_flow_video"].title == "HMDB51 Optical flow (test, 3 clips per video)"
+    assert tables["hmdb51_flow"].title == "HMDB51 Optical flow (test, one clip per video)"
+    assert tables["stanford40_frames"].title == "Stanford 40 Frames (test)"
+    logits, labels = results.video["hmdb51_twostream"]
+    table = tables["hmdb51_twostream_video"]
+    np.testing.assert_array_equal(table.matrix, confusion(labels, logits.argmax(1), 12))
+    assert list(table.rows["predicted"]) == [table.entry.classes[i] for i in logits.argmax(1)]
+
+    write_confusions(tmp_path / "confusion", tables)
+    assert sorted(p.stem for p in (tmp_path / "confusion").iterdir()) == sorted(tables)
+    files = write_metrics(tmp_path / "metrics", results)
+    assert files == metrics_files({m.name: results.records[m.name] for m in MODELS}, results.positions, "middle",
+                                  results.video_scores())
+    for name, content in files.items():
+        assert json.loads((tmp_path / "metrics" / f"{name}.json").read_text()) == content
+
+    paths = {"stanford40": [f"s/{i}.jpg" for i in range(6)], "hmdb51": [f"h/{i}.avi" for i in range(6)]}
+    write_predictions(tmp_path / "predictions", paths, results)
+    written = sorted(p.name for p in (tmp_path / "predictions").iterdir())
+    assert all(describe(n) is not None for n in written)
+    assert len(written) == len(tables) + 4  # every confusion's protocol, and the study's 4 other positions
+    rows = pd.read_csv(tmp_path / "predictions" / "hmdb51_late_fusion_video.csv")
+    assert list(rows["path"]) == paths["hmdb51"] and order(written)[0] == "stanford40_frames.csv"
+
+
+def test_evaluation_figures_draw_every_figure_of_the_stage(tmp_path):
+    from twostream import plots
+    from twostream.classes import HMDB51_CLASSES
+    from twostream.data import arrays
+    from twostream.evaluate import confusions
+
+    results = fake_results()
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    labels = np.arange(24) % 12
+    pd.DataFrame({"path": [f"{HMDB51_CLASSES[k]}/v{i}.avi" for i, k in enumerate(labels)], "label": labels,
+                  "class": [HMDB51_CLASSES[k] for k in labels]}).to_csv(frames / "hmdb51_test.csv", index=False)
+    np.save(frames / arrays.positions("test"), np.zeros((24, 5, 16, 16, 3), np.uint8))
+    history = [dict(epoch=e, lr=1e-3, train_loss=1.0 / e, train_accuracy=0.5, val_loss=1.0 / e, val_accuracy=0.4)
+               for e in (1, 2)]
+    checkpoints = {m.name: {"history": history, "best_epoch": 2} for m in TRAINED}
+    tables = confusions(results)
+    plots.evaluation_figures(tmp_path / "plots", tables, checkpoints, np.ones((8, 12, 1, 1), np.float32), 8,
+                             results.positions, results.clips, frames)
+    written = sorted(str(p.relative_to(tmp_path / "plots")) for p in (tmp_path / "plots").rglob("*.png"))
+    assert written == sorted([*(f"confusion/{n}.png" for n in tables), *(f"curves/{m.name}.png" for m in TRAINED),
+                              "fusion_weights.png", "per_class_accuracy.png", "frame_positions_accuracy.png",
+                              "frame_positions.png"])
+    assert all((tmp_path / "plots" / p).read_bytes().startswith(b"\x89PNG") for p in written)

@@ -83,28 +83,24 @@ def test_checkpoints_record_preprocessing_and_load_weights_only(trained):
 
 
 def _evaluate_probabilities(ws):
-    """Evaluate's scores (its library functions, as stages/evaluate.py calls them) per HMDB51 model:
+    """Evaluate's scores (its library functions, as `evaluate.test_models` calls them) per HMDB51 model:
     name -> (one-clip probabilities, video probabilities, manifest paths), and Stanford 40's."""
-    sys.path.insert(0, str(ROOT / "stages"))
-    try:
-        from evaluate import test_clips_set, test_set
-    finally:
-        sys.path.pop(0)
     from twostream.checkpoint import load_model
     from twostream.data.manifests import manifest_name, read_manifest
-    from twostream.evaluate import late_fusion, predict_dataset, video_logits
+    from twostream.evaluate import TestData, late_fusion, predict_dataset, video_logits
     from twostream.model_table import BY_NAME
     from twostream.params import load_runtime
 
     runtime = load_runtime(ws / "runtime.yaml")
     images, frames, flow = ws / "data/images", ws / "data/frames", ws / "data/flow"
+    data = TestData(images, frames, flow)
     softmax = lambda x: torch.from_numpy(np.asarray(x)).double().softmax(-1).numpy()  # noqa: E731
     out, clip_logits, one_logits = {}, {}, {}
     for name in ("hmdb51_frames", "hmdb51_flow", "hmdb51_twostream"):
         entry = BY_NAME[name]
         model, _ = load_model(ws / MODELS[name][0])
-        one_logits[name], _ = predict_dataset(model, test_set(entry, images, frames, flow, "middle"), 8, runtime, False)
-        clips, k = test_clips_set(entry, frames, flow)
+        one_logits[name], _ = predict_dataset(model, data.test_set(entry, "middle"), 8, runtime, False)
+        clips, k = data.test_clips(entry)
         clip_logits[name], _ = predict_dataset(model, clips, 8, runtime, False)
         out[name] = softmax(one_logits[name]), softmax(video_logits(clip_logits[name], k))
     fused = ("hmdb51_frames", "hmdb51_flow")
@@ -112,8 +108,7 @@ def _evaluate_probabilities(ws):
                                  softmax(video_logits(late_fusion(*(clip_logits[n] for n in fused)), k)))
     paths = [ws / "data/raw/hmdb51" / p for p in read_manifest(frames / manifest_name("hmdb51", "test"), "hmdb51")["path"]]
     model, _ = load_model(ws / "models/stanford40_frames.pt")
-    s40, _ = predict_dataset(model, test_set(BY_NAME["stanford40_frames"], images, frames, flow, "middle"), 8, runtime,
-                             False)
+    s40, _ = predict_dataset(model, data.test_set(BY_NAME["stanford40_frames"], "middle"), 8, runtime, False)
     s40_paths = [ws / "data/raw/stanford40" / p
                  for p in read_manifest(images / manifest_name("stanford40", "test"), "stanford40")["path"]]
     return out, paths, k, (softmax(s40), s40_paths)

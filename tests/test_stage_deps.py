@@ -69,3 +69,37 @@ def test_error_types_do_not_pull_in_the_library():
     deps = stage_deps.closure(ROOT / "twostream" / "cli.py")
     assert {str(p.relative_to(ROOT)) for p in deps} == {
         "twostream/__init__.py", "twostream/cli.py", "twostream/errors.py", "twostream/params.py"}
+
+
+def test_write_sets_the_code_deps_and_changes_nothing_else(tmp_path):
+    """--write on a copy of dvc.yaml with one module missing and one needless: afterwards the check passes,
+    and the file is dvc.yaml again, byte for byte (comments, data deps, order, the rest of the file)."""
+    original = (ROOT / "dvc.yaml").read_text()
+    assert not stage_deps.check(ROOT / "dvc.yaml"), "dvc.yaml itself must be exact for this test"
+    missing = "      - twostream/data/manifests.py\n"
+    start = original.index("  split:\n")
+    assert original.count(missing, start, original.index("  pad_resize:\n")) == 1
+    broken = original[:start] + original[start:].replace(missing, "", 1)
+    stage = broken.index("  evaluate:\n")
+    broken = broken[:stage] + broken[stage:].replace("      - twostream/errors.py\n",
+                                                     "      - twostream/errors.py\n      - twostream/launch.py\n", 1)
+    broken = broken.replace("  download:\n", "  # a comment kept as it is\n  download:\n", 1)
+    copy = tmp_path / "dvc.yaml"
+    copy.write_text(broken)
+    assert sorted(stage_deps.check(copy)) == [
+        "evaluate: dvc.yaml lists twostream/launch.py, which the stage does not import",
+        "split: imports twostream/data/manifests.py but dvc.yaml does not list it"]
+    assert stage_deps.main(["--write", "--dvc-yaml", str(copy)]) == 0
+    assert not stage_deps.check(copy)
+    assert copy.read_text() == original.replace("  download:\n", "  # a comment kept as it is\n  download:\n", 1)
+    assert not stage_deps.write(copy), "a second --write changes nothing"
+
+
+def test_write_puts_the_closure_first_in_a_stage_without_code_deps():
+    text = ("stages:\n  s:\n    cmd: python stages/check_params.py\n    deps:\n      - params.yaml\n"
+            "    outs:\n      - out\n")
+    written = stage_deps.write_code_deps(text)
+    expected_code = "".join(f"      - {d}\n" for d in stage_deps._ordered(
+        stage_deps.code_deps("python stages/check_params.py")))
+    assert written == ("stages:\n  s:\n    cmd: python stages/check_params.py\n    deps:\n" + expected_code
+                       + "      - params.yaml\n    outs:\n      - out\n")

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler
 
+from twostream.data import arrays
 from twostream.data.manifests import manifest_name, read_manifest
 from twostream.errors import InputError
 from twostream.io import load_array
@@ -93,23 +94,23 @@ class SubsetArrays:
 
 def stanford40_subset(images_dir: Path, subset: str) -> SubsetArrays:
     manifest = Path(images_dir) / manifest_name("stanford40", subset)
-    return SubsetArrays({"frames": LazyArray(Path(images_dir) / f"stanford40_{subset}.npy")},
+    return SubsetArrays({"frames": LazyArray(Path(images_dir) / arrays.images(subset))},
                         read_manifest(manifest, "stanford40")["label"].to_numpy(), manifest)
 
 
 def hmdb51_subset(frames_dir: Path | None, flow_dir: Path | None, subset: str) -> SubsetArrays:
     """HMDB51 frames at all positions (frames_dir) and/or flow images (flow_dir), same clips in the same order."""
-    arrays, manifests = {}, []
+    found, manifests = {}, []
     if frames_dir is not None:
-        arrays["positions"] = LazyArray(Path(frames_dir) / f"hmdb51_{subset}_positions.npy")
+        found["positions"] = LazyArray(Path(frames_dir) / arrays.positions(subset))
         manifests.append(Path(frames_dir) / manifest_name("hmdb51", subset))
     if flow_dir is not None:
-        arrays["flow"] = LazyArray(Path(flow_dir) / f"hmdb51_{subset}.npy")
+        found["flow"] = LazyArray(Path(flow_dir) / arrays.flow(subset))
         manifests.append(Path(flow_dir) / manifest_name("hmdb51", subset))
     if not manifests:
         raise ValueError("hmdb51_subset needs frames_dir or flow_dir")
     first, manifest = _same_clips(manifests)
-    return SubsetArrays(arrays, manifest["label"].to_numpy(), first)
+    return SubsetArrays(found, manifest["label"].to_numpy(), first)
 
 
 def _same_clips(manifests: list[Path]):
@@ -126,23 +127,23 @@ def hmdb51_test_clips(frames_dir: Path | None, flow_dir: Path | None) -> tuple[S
     """The K test clips of every HMDB51 test video as N * K samples (`ClipArray`), and K: the clip frames
     as "frames" (frames_dir) and/or their flow stacks as "flow" (flow_dir), each with its video's label.
     The datasets read them with position None (FrameDataset's "frames", not a study position)."""
-    arrays, manifests = {}, []
+    found, manifests = {}, []
     if frames_dir is not None:
-        arrays["frames"] = ClipArray(Path(frames_dir) / "hmdb51_test_clip_frames.npy")
+        found["frames"] = ClipArray(Path(frames_dir) / arrays.clip_frames())
         manifests.append(Path(frames_dir) / manifest_name("hmdb51", "test"))
     if flow_dir is not None:
-        arrays["flow"] = ClipArray(Path(flow_dir) / "hmdb51_test_clips.npy")
+        found["flow"] = ClipArray(Path(flow_dir) / arrays.clip_flow())
         manifests.append(Path(flow_dir) / manifest_name("hmdb51", "test"))
     if not manifests:
         raise ValueError("hmdb51_test_clips needs frames_dir or flow_dir")
     first, manifest = _same_clips(manifests)
-    clips = {name: array.clips for name, array in arrays.items()}
-    if len(set(clips.values())) != 1 or any(a.videos != len(manifest) for a in arrays.values()):
+    clips = {name: array.clips for name, array in found.items()}
+    if len(set(clips.values())) != 1 or any(a.videos != len(manifest) for a in found.values()):
         raise InputError(f"{first}: {len(manifest)} test videos, but the test-clip arrays hold "
-                         + ", ".join(f"{a.path} {a.videos} x {a.clips}" for a in arrays.values())
+                         + ", ".join(f"{a.path} {a.videos} x {a.clips}" for a in found.values())
                          + "; re-run the data stages (`dvc repro`)")
     k = next(iter(clips.values()))
-    return SubsetArrays(arrays, np.repeat(manifest["label"].to_numpy(), k), first), k
+    return SubsetArrays(found, np.repeat(manifest["label"].to_numpy(), k), first), k
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:

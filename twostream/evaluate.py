@@ -29,11 +29,18 @@ results table. Comparing two runs is `twostream compare`'s
 paired test on the per-video predictions (`prediction_rows`), not an overlap of two intervals.
 
 The results table (metrics/results.md) is written from these files by `twostream.report`.
+
+The evaluate stage is `load_models`, `test_models` (every model on both protocols, the late fusion and
+the frame-position study, all in memory: a `TestResults`), then the writers: `write_metrics`,
+`write_predictions`, `write_confusions`, and `plots.evaluation_figures`.
 """
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,11 +52,22 @@ from sklearn.metrics import balanced_accuracy_score, confusion_matrix, top_k_acc
 from torch import nn
 from torch.utils.data import Dataset
 
+from twostream.checkpoint import load_model
+from twostream.data.manifests import manifest_name, read_manifest
+from twostream.datasets import FlowDataset, FrameDataset, TwoStreamDataset, hmdb51_subset, hmdb51_test_clips, \
+    stanford40_subset
 from twostream.device import resolve_device
-from twostream.params import RuntimeParams
+from twostream.errors import InputError
+from twostream.io import atomic_dir, write_csv, write_json, write_text
+from twostream.model_table import BY_NAME, MODELS, TRAINED, VIDEO_MODELS, ModelEntry, model_path
+from twostream.params import FRAME_POSITIONS, RuntimeParams
+from twostream.predictions import file_name, position_file_name
+from twostream.report import confusion_name
 from twostream.stats import accuracy_interval
 from twostream.train import make_loader, place_model, predict
 
+
+log = logging.getLogger(__name__)
 
 PROBABILITY_FORMAT = "%.6f"  # class probabilities in the prediction files: a fixed format, the same bytes
 
@@ -178,3 +196,170 @@ def confusion_rows(labels: np.ndarray, predictions: np.ndarray, classes: Sequenc
     """One row per test sample with class names: the data of DVC's `confusion` template."""
     names = np.asarray(classes)
     return pd.DataFrame({"actual": names[labels], "predicted": names[predictions]})
+
+
+# --------------------------------------------------------------------------- the evaluate stage's run
+
+@dataclass(frozen=True)
+class TestData:
+    """The prepared test data: the directories of pad_resize, sample_frames and flow."""
+    images: Path
+    frames: Path
+    flow: Path
+
+    def test_set(self, entry: ModelEntry, position: str) -> Dataset:
+        """The seed's protocol: one sample per test video (image), frames at `position`."""
+        if entry.dataset == "stanford40":
+            return FrameDataset(stanford40_subset(self.images, "test"), None)
+        if entry.inputs == ("frames",):
+            return FrameDataset(hmdb51_subset(self.frames, None, "test"), None, position)
+        if entry.inputs == ("flow",):
+            return FlowDataset(hmdb51_subset(None, self.flow, "test"))
+        return TwoStreamDataset(hmdb51_subset(self.frames, self.flow, "test"), None, position)
+
+    def test_clips(self, entry: ModelEntry) -> tuple[Dataset, int]:
+        """The K clips of every HMDB51 test video, K consecutive samples per video; and K."""
+        if entry.inputs == ("frames",):
+            clips, k = hmdb51_test_clips(self.frames, None)
+            return FrameDataset(clips, None), k
+        if entry.inputs == ("flow",):
+            clips, k = hmdb51_test_clips(None, self.flow)
+            return FlowDataset(clips), k
+        clips, k = hmdb51_test_clips(self.frames, self.flow)
+        return TwoStreamDataset(clips, None, None), k
+
+    def test_paths(self) -> dict[str, pd.Series]:
+        """dataset -> the test videos (images) as their manifests name them, in the test sets' order."""
+        return {"stanford40": read_manifest(self.images / manifest_name("stanford40", "test"), "stanford40")["path"],
+                "hmdb51": read_manifest(self.frames / manifest_name("hmdb51", "test"), "hmdb51")["path"]}
+
+
+@dataclass
+class TestResults:
+    """Every model's test results, in memory. Scores are (logits, labels) pairs."""
+    headline: str                      # frames.position: the study position of hmdb51_frames
+    records: dict[str, dict] = field(default_factory=dict)        # model -> metrics record
+    predictions: dict[str, tuple] = field(default_factory=dict)   # model -> one clip per video
+    video: dict[str, tuple] = field(default_factory=dict)         # HMDB51 model -> video level
+    clips: int = 0                                                # K: test clips per video
+    positions: dict[str, dict] = field(default_factory=dict)      # study position -> metrics record
+    position_scores: dict[str, tuple] = field(default_factory=dict)  # other positions -> one clip per video
+
+    def video_scores(self) -> dict[str, dict[str, Any]]:
+        return {m.name: scores(*self.video[m.name]) for m in VIDEO_MODELS}
+
+    def protocols(self, entry: ModelEntry) -> list[tuple[bool, np.ndarray, np.ndarray]]:
+        """(video level?, logits, labels) of a model: one clip per video, then video level (HMDB51)."""
+        video = [(True, *self.video[entry.name])] if entry in VIDEO_MODELS else []
+        return [(False, *self.predictions[entry.name]), *video]
+
+
+def load_models(models_dir: Path, headline: str) -> tuple[dict[str, tuple], dict[str, tuple]]:
+    """(model name -> (model, checkpoint)) of every trained model (hmdb51_frames at `headline`), and
+    (position -> (model, checkpoint)) of the frame-position study."""
+    loaded = {m.name: load_model(model_path(models_dir, m.name, headline)) for m in TRAINED}
+    study = {p: load_model(model_path(models_dir, "hmdb51_frames", p)) for p in FRAME_POSITIONS}
+    return loaded, study
+
+
+def test_models(loaded: Mapping[str, tuple], study: Mapping[str, tuple], data: TestData, headline: str,
+                batch_size: int, amp: bool, runtime: RuntimeParams) -> TestResults:
+    """Every trained model on one clip per video and (HMDB51) on K clips per video, the late fusion of
+    `model_table`, and the study's frame models at their own positions."""
+    results, clip_logits, clips_per_video = TestResults(headline), {}, set()
+    for entry in TRAINED:
+        model, checkpoint = loaded[entry.name]
+        logits, labels = predict_dataset(model, data.test_set(entry, headline), batch_size, runtime, amp,
+                                         desc=f"test {entry.name}")
+        results.records[entry.name] = metrics_record(checkpoint, logits, labels)
+        results.predictions[entry.name] = logits, labels
+        log.info("%s: test accuracy %.3f (best epoch %d/%d)", entry.name,
+                 results.records[entry.name]["test"]["accuracy"], checkpoint["best_epoch"], checkpoint["epochs"])
+        if entry in VIDEO_MODELS:
+            clips, k = data.test_clips(entry)
+            clip_logits[entry.name], _ = predict_dataset(model, clips, batch_size, runtime, amp,
+                                                         desc=f"test {entry.name}, {k} clips per video")
+            results.video[entry.name] = video_logits(clip_logits[entry.name], k), labels
+            clips_per_video.add(k)
+    if len(clips_per_video) != 1:
+        raise InputError(f"{data.frames} and {data.flow} hold different numbers of test clips per video "
+                         f"({sorted(clips_per_video)}); re-run the data stages (`dvc repro`)")
+    (results.clips,) = clips_per_video
+    for entry in VIDEO_MODELS:
+        if entry.fuses:  # late fusion: the mean softmax of trained models, per clip, then over the video's clips
+            labels = results.predictions[entry.fuses[0]][1]
+            fused = late_fusion(*(results.predictions[name][0] for name in entry.fuses))
+            results.records[entry.name] = {"test": scores(fused, labels)}
+            results.predictions[entry.name] = fused, labels
+            results.video[entry.name] = (video_logits(late_fusion(*(clip_logits[n] for n in entry.fuses)),
+                                                      results.clips), labels)
+            log.info("%s: test accuracy %.3f", entry.name, results.records[entry.name]["test"]["accuracy"])
+    for name, video_score in results.video_scores().items():
+        log.info("%s: video-level test accuracy %.3f (%d clips per video)", name, video_score["accuracy"],
+                 results.clips)
+    for position, (model, checkpoint) in study.items():
+        if position == headline:
+            results.positions[position] = results.records["hmdb51_frames"]
+            continue
+        test = FrameDataset(hmdb51_subset(data.frames, None, "test"), None, position)
+        results.position_scores[position] = predict_dataset(model, test, batch_size, runtime, amp,
+                                                            desc=f"test {position}")
+        results.positions[position] = metrics_record(checkpoint, *results.position_scores[position])
+        log.info("frame position %s: test accuracy %.3f", position, results.positions[position]["test"]["accuracy"])
+    return results
+
+
+def write_metrics(metrics_dir: Path, results: TestResults) -> dict[str, dict[str, Any]]:
+    """metrics/<name>.json (`metrics_files`); returns their contents."""
+    files = metrics_files({m.name: results.records[m.name] for m in MODELS}, results.positions, results.headline,
+                          results.video_scores())
+    for name, content in files.items():
+        write_json(Path(metrics_dir) / f"{name}.json", content)
+    return files
+
+
+def write_predictions(out: Path, paths: Mapping[str, Sequence[str]], results: TestResults) -> None:
+    """plots/predictions/: every model's per-video (per-image) test predictions, one file per protocol."""
+    with atomic_dir(out) as tmp:
+        for entry in MODELS:
+            for is_video, logits, labels in results.protocols(entry):
+                rows = prediction_rows(paths[entry.dataset], labels, logits, entry.classes)
+                write_text(tmp / file_name(entry.name, is_video), prediction_csv(rows))
+        for position, (logits, labels) in results.position_scores.items():
+            rows = prediction_rows(paths["hmdb51"], labels, logits, BY_NAME["hmdb51_frames"].classes)
+            write_text(tmp / position_file_name(position), prediction_csv(rows))
+
+
+@dataclass(frozen=True)
+class Confusion:
+    """One model's test confusion under one protocol: the rows (DVC's template), the counts, a title."""
+    entry: ModelEntry
+    rows: pd.DataFrame
+    matrix: np.ndarray
+    title: str
+
+
+def confusions(results: TestResults) -> dict[str, Confusion]:
+    """`report.confusion_name` -> the Confusion of every model and protocol."""
+    out = {}
+    for entry in MODELS:
+        for is_video, logits, labels in results.protocols(entry):
+            predicted = logits.argmax(1)
+            protocol = f"{results.clips} clips per video" if is_video else "one clip per video"
+            title = f"{entry.label} (test, {protocol})" if entry in VIDEO_MODELS else f"{entry.label} (test)"
+            out[confusion_name(entry.name, is_video)] = Confusion(
+                entry, confusion_rows(labels, predicted, entry.classes),
+                confusion(labels, predicted, len(entry.classes)), title)
+    return out
+
+
+def write_confusions(out: Path, tables: Mapping[str, Confusion]) -> None:
+    """plots/confusion/<name>.csv: the rows of every confusion."""
+    for name, table in tables.items():
+        write_csv(Path(out) / f"{name}.csv", table.rows)
+
+
+def fusion_weight(loaded: Mapping[str, tuple]) -> np.ndarray:
+    """The two-stream model's fusion layer weight (out, spatial + temporal features, 1, 1), as numpy."""
+    (entry,) = (m for m in TRAINED if m.kind == "twostream")
+    return loaded[entry.name][0].fusion.conv.weight.detach().cpu().numpy()

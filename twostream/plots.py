@@ -1,5 +1,6 @@
 """PNG figures people read: confusion matrices, training curves, frame positions,
-the fusion layer's weights, the frame-position study and the test accuracy per class.
+the fusion layer's weights, the frame-position study and the test accuracy per class;
+`evaluation_figures` draws all of them for the evaluate stage.
 
 Every figure is drawn on a standalone ``Figure`` with the Agg canvas (no pyplot, no
 global backend switch) and written through ``atomic_path``, so a failed render never
@@ -17,8 +18,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from twostream.io import atomic_path
-from twostream.params import SUBSETS
+from twostream.data import arrays
+from twostream.data.manifests import manifest_name, read_manifest
+from twostream.io import atomic_path, load_array
+from twostream.model_table import BY_NAME, VIDEO_MODELS
+from twostream.params import FRAME_POSITIONS, SUBSETS
+from twostream.report import confusion_name, per_class_accuracy
 
 DPI = 120
 HISTORY_KEYS = ("epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
@@ -331,3 +336,41 @@ def per_class_accuracy_png(panels: Mapping[str, Mapping[str, Sequence[float]]], 
     axes[-1].set_xlabel("class")
     fig.suptitle("Test accuracy per class")
     _save(fig, path)
+
+
+# --------------------------------------------------------------------------- the evaluate stage's figures
+
+def frame_position_grid(frames_dir: Path, path: Path) -> None:
+    """The five study frames of a few test clips (sample_frames' output), one per class spread over the classes."""
+    manifest = read_manifest(Path(frames_dir) / manifest_name("hmdb51", "test"), "hmdb51")
+    positions = load_array(Path(frames_dir) / arrays.positions("test"))
+    first_of_class = manifest.groupby("label").head(1).index.to_numpy()
+    chosen = first_of_class[np.linspace(0, len(first_of_class) - 1, GRID_VIDEOS, dtype=int)]
+    titles = [f"{manifest['class'][i]}: {Path(manifest['path'][i]).stem[:40]}" for i in chosen]
+    frame_positions_png(np.asarray(positions[chosen]), titles, FRAME_POSITIONS, path)
+
+
+def evaluation_figures(plot_dir: Path, confusions: Mapping, checkpoints: Mapping[str, Mapping],
+                       fusion_weight: np.ndarray, n_spatial: int, positions: Mapping[str, Mapping],
+                       clips: int, frames_dir: Path) -> None:
+    """Every figure of the evaluate stage under `plot_dir`: confusion/<name>.png of each `evaluate.Confusion`,
+    curves/<model>.png of each trained model's checkpoint, fusion_weights.png (the two-stream fusion layer's
+    weight, `n_spatial` spatial features first), per_class_accuracy.png (HMDB51, one clip and `clips` clips per
+    video), frame_positions_accuracy.png (position -> metrics record) and frame_positions.png."""
+    plot_dir = Path(plot_dir)
+    for name, table in confusions.items():
+        confusion_png(table.matrix, table.entry.classes, plot_dir / "confusion" / f"{name}.png", table.title)
+    for name, checkpoint in checkpoints.items():
+        curves_png(checkpoint["history"], plot_dir / "curves" / f"{name}.png", BY_NAME[name].label,
+                   checkpoint["best_epoch"])
+    fusion_weights_png(fusion_weight, plot_dir / "fusion_weights.png", n_spatial=n_spatial)
+    classes, title = VIDEO_MODELS[0].classes, VIDEO_MODELS[0].dataset_title
+    per_class_accuracy_png(
+        {panel: {m.title: per_class_accuracy(confusions[confusion_name(m.name, is_video)].rows, classes)
+                 for m in VIDEO_MODELS}
+         for panel, is_video in ((f"{title}, one clip per test video", False),
+                                 (f"{title}, {clips} clips per test video (mean softmax)", True))},
+        classes, plot_dir / "per_class_accuracy.png")
+    position_study_png({p: {s: r[s]["accuracy"] for s in ("train", "val", "test")} for p, r in positions.items()},
+                       plot_dir / "frame_positions_accuracy.png")
+    frame_position_grid(frames_dir, plot_dir / "frame_positions.png")
