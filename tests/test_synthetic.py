@@ -17,8 +17,9 @@ import pytest
 from twostream.classes import HMDB51_CLASSES, STANFORD40_CLASSES
 from twostream.data.images import pad_resize
 from twostream.data import layout
-from twostream.data.render import render_clip, render_still
+from twostream.data.render import LEAD_IN, render_clip, render_still
 from twostream.data.synthetic import generate_hmdb51, generate_stanford40, split_tags
+from twostream.data.video import flow_frame_indices
 from twostream.errors import MissingInputError
 from twostream.params import SyntheticParams
 
@@ -314,7 +315,7 @@ def test_lead_in_is_still_and_ends_before_the_middle(name):
     for seed in SEEDS:
         clip, reference = _clip(name, seed), _clip("clap", seed)
         n, frames = len(clip.frames), clip.frames
-        assert 0.1 * n - 1 <= clip.lead_in <= 0.3 * n + 1
+        assert LEAD_IN[0] * n - 1 <= clip.lead_in <= LEAD_IN[1] * n + 1
         assert clip.lead_in < n // 2 < n - clip.lead_out
         assert clip.lead_in >= 4 and reference.lead_in == clip.lead_in
         still = _motion(frames[0], frames[3])
@@ -324,6 +325,19 @@ def test_lead_in_is_still_and_ends_before_the_middle(name):
         action_pairs = range(clip.lead_in, n - clip.lead_out - 3, 3)
         actions.append(max(_motion(frames[i], frames[i + 3]) for i in action_pairs))
     assert np.mean(actions) > 1.5 * np.mean(stills), (actions, stills)
+
+
+@pytest.mark.parametrize("name", ["clap", "run", "drink", "ride_horse"])
+def test_the_seeds_flow_frames_see_only_the_action(name):
+    """The 9 flow frames around the middle (the seed's stack) start after the lead-in, whatever the clip's
+    length: a scene cut or a standing actor never enters a training stack (it would set the stack's colour
+    scale, or carry no motion)."""
+    for n in range(9, 200):
+        assert round(n * LEAD_IN[1]) <= flow_frame_indices(n)[0], n
+    for seed in SEEDS:
+        clip = _clip(name, seed)
+        first = flow_frame_indices(len(clip.frames))[0]
+        assert clip.lead_in <= first < flow_frame_indices(len(clip.frames))[-1] < len(clip.frames)
 
 
 def test_designed_pairs_are_the_documented_and_rendered_ones():

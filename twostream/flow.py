@@ -49,9 +49,10 @@ _RAFT_CACHE: dict[tuple[str, str, str], torch.nn.Module] = {}
 
 # OpenCV methods: videos per chunk (bounds memory; the pairs of a chunk run on a thread pool).
 OPENCV_CHUNK_VIDEOS = 16
-# DIS: OpenCV's MEDIUM preset, the middle of its speed/quality trade-off (ULTRAFAST and FAST
-# smear the thin limbs of the synthetic actors at 64 px).
-DIS_PRESET = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
+# DIS: OpenCV's ULTRAFAST preset. On the demo's 64 px frames the moving hands and limbs are a few
+# pixels wide and move about their own size between flow frames; MEDIUM's finer refinement loses much
+# of that motion and tells clap from wave and run from jump worse (docs/demo.md: the flow study).
+DIS_PRESET = cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST
 # Farneback parameters (OpenCV's documented example values): pyramid scale 0.5 with 3 levels
 # (handles motion of several pixels), 15 px averaging window (robust to noise at 64-224 px),
 # 3 iterations per level, polynomial expansion over 5 px neighbourhoods with sigma 1.2.

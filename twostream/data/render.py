@@ -58,7 +58,7 @@ from twostream.classes import HMDB51_CLASSES
 from twostream.params import SyntheticParams
 
 # Clip timing: lead-in (neutral pose) and optional lead-out, as fractions of the clip.
-LEAD_IN = (0.10, 0.30)
+LEAD_IN = (0.10, 0.22)
 LEAD_OUT = (0.05, 0.25)
 LEAD_OUT_P = 0.5
 
@@ -395,12 +395,12 @@ class _Hands(_Program):
         osc = math.sin(2 * math.pi * t / self.period + self.phi)
         fixed = math.sin(self.psi)
         a, b = (osc, fixed) if self.axis == "h" else (fixed, osc)
-        return 0.19 + 0.14 * a, -0.08 + 0.17 * b  # half separation, height (actor heights)
+        return 0.21 + 0.17 * a, -0.08 + 0.2 * b  # half separation, height (actor heights)
 
     def _draw(self, pen: _Pen, j: dict) -> None:
         _draw_figure(pen, j, self.st, self.view)
         for side in ("b", "f"):
-            pen.circle(j[f"ha_{side}"], 0.085 * self.st.h, self.st.style.accent)
+            pen.circle(j[f"ha_{side}"], 0.11 * self.st.h, self.st.style.accent)
 
     def draw(self, pen: _Pen, t: float) -> None:
         h = self.st.h
