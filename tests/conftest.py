@@ -1,6 +1,10 @@
 import os
+import shutil
+import sys
 
 import pytest
+
+from helpers import TINY, commit_repository, copy_repository, environment, ok, run, run_stage, set_yaml, workspace
 
 # Keep CPU tests deterministic and polite on a 2-core machine.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
@@ -22,3 +26,36 @@ def _signal_handlers():
     for sig, handler in saved.items():
         if handler is not None:
             signal.signal(sig, handler)
+
+
+# --- fixtures several modules share (their helpers: tests/helpers.py) ----------------------------------
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    """A git repository holding the project's files (committed or not) with TINY params, `dvc repro` run
+    once: (directory, environment, the repro's output). One per module that uses it."""
+    dest = copy_repository(tmp_path_factory.mktemp("repo"))
+    set_yaml(dest / "params.yaml", TINY)
+    set_yaml(dest / "runtime.yaml", {"progress": False, "downloads.cache_dir": str(dest / ".cache")})
+    env = environment(dest)
+    commit_repository(dest, env, "tiny")
+    first = run([sys.executable, "-m", "dvc", "repro"], dest, env)
+    return dest, env, first
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """A `workspace` (SMALLEST params) where check_params, download, split, pad_resize and sample_frames
+    ran (each must succeed). Tests change copies of it (`ws`), never it."""
+    base = workspace(tmp_path_factory.mktemp("prepared"))
+    for stage in ("check_params", "download", "split", "pad_resize", "sample_frames"):
+        ok(run_stage(base, stage))
+    return base
+
+
+@pytest.fixture
+def ws(prepared, tmp_path):
+    """A private copy of the prepared workspace."""
+    dest = tmp_path / "ws"
+    shutil.copytree(prepared, dest)
+    return dest
