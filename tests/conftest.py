@@ -43,10 +43,10 @@ def repo(tmp_path_factory):
     return dest, env, first
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def prepared(tmp_path_factory):
     """A `workspace` (SMALLEST params) where check_params, download, split, pad_resize and sample_frames
-    ran (each must succeed). Tests change copies of it (`ws`), never it."""
+    ran (each must succeed), once for the session. Tests change copies of it (`ws`), never it."""
     base = workspace(tmp_path_factory.mktemp("prepared"))
     for stage in ("check_params", "download", "split", "pad_resize", "sample_frames"):
         ok(run_stage(base, stage))
