@@ -30,17 +30,27 @@ def _signal_handlers():
 
 # --- fixtures several modules share (their helpers: tests/helpers.py) ----------------------------------
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    """A git repository holding the project's files (committed or not) with TINY params, `dvc repro` run
-    once: (directory, environment, the repro's output). One per module that uses it."""
-    dest = copy_repository(tmp_path_factory.mktemp("repo"))
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory):
+    """The project's files (committed or not) in a new git repository with TINY params, `dvc repro` run
+    once for the session: (directory, the repro's output). Tests use `repo`, a copy of it."""
+    dest = copy_repository(tmp_path_factory.mktemp("tiny_pipeline"))
     set_yaml(dest / "params.yaml", TINY)
-    set_yaml(dest / "runtime.yaml", {"progress": False, "downloads.cache_dir": str(dest / ".cache")})
+    set_yaml(dest / "runtime.yaml", {"progress": False, "downloads.cache_dir": ".cache"})
     env = environment(dest)
     commit_repository(dest, env, "tiny")
     first = run([sys.executable, "-m", "dvc", "repro"], dest, env)
-    return dest, env, first
+    return dest, first
+
+
+@pytest.fixture(scope="module")
+def repo(tiny_pipeline, tmp_path_factory):
+    """A module's own copy of `tiny_pipeline` (work tree, git history, DVC cache and run-cache):
+    (directory, environment, the first `dvc repro`'s output). The module's tests share it."""
+    source, first = tiny_pipeline
+    dest = tmp_path_factory.mktemp("repo") / "repo"
+    shutil.copytree(source, dest, symlinks=True)
+    return dest, environment(dest), first
 
 
 @pytest.fixture(scope="session")
