@@ -1,6 +1,8 @@
 # Two commands reproduce everything: `make repro` (the pipeline, then README.md's results section from
-# metrics/ and plots/) and `make test` (the test suite).
-# Both create .venv and install the pinned dependencies on first use.
+# metrics/ and plots/) and `make test` (the inner loop: the unit tests and one tiny end-to-end `dvc repro`).
+# `make test-all` runs every test: it adds the slow ones (`-m slow`: DVC end to end, scale-out, training
+# stages, the GPU check's smoke run) and the full setting's dry run (`-m fullsetting`). CI (.ci/run) runs it.
+# All create .venv and install the pinned dependencies on first use.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,7 +10,7 @@ STAMP := $(VENV)/.installed
 # Stage commands call `python`: make it the virtualenv's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install repro test push full dryrun realsize bench gpu-check gpu-wheels clean
+.PHONY: install repro test test-all push full dryrun realsize bench gpu-check gpu-wheels clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "twostream needs Python >= 3.10, got " + sys.version' 
@@ -24,6 +26,9 @@ repro: $(STAMP)
 	$(BIN)/python scripts/readme_results.py
 
 test: $(STAMP)
+	$(BIN)/python -m pytest -m "(not slow and not fullsetting) or e2e"
+
+test-all: $(STAMP)
 	$(BIN)/python -m pytest
 
 # The workspace's outputs, the run-cache and the outputs of every run in it, to the DVC remote

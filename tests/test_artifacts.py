@@ -56,8 +56,7 @@ def run(cmd, cwd, env):
 def test_artifacts_get_from_a_remote_then_predict(tmp_path):
     """A project repository whose model is pushed to a (local) DVC remote; another directory fetches it
     by artifact name, as docs/using-models.md shows, and classifies a video with it."""
-    from test_video import write_textured_avi
-
+    from helpers import write_textured_avi
     from twostream.checkpoint import checkpoint_meta, preprocess_meta, save_checkpoint
     from twostream.classes import HMDB51_CLASSES, NUM_CLASSES
     from twostream.flow import flow_settings

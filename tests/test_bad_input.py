@@ -23,73 +23,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from PIL import Image
-from test_pipeline_dvc import set_yaml
-from test_images import photo, sof_with_size
-from test_video import frame_chunks, overstate_frame_count, write_pyav
 
+from helpers import (ENV, FIX, RUNTIME, SMALLEST, command, commit_repository, copy_repository, environment,
+                     frame_chunks, ok, overstate_frame_count, photo, run, run_stage, set_yaml, sof_with_size,
+                     spatial_model, terminal_sigint, workspace, write_pyav)
 from twostream.classes import HMDB51_CLASSES
+from twostream.params import read_yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-FIX = "replace the file, or leave it out for good: add its path under data/raw to exclude.txt"
-
-# The smallest valid synthetic setting with half of each split held out: 5 images and 3 clips per
-# class (check_params names these minimums; the `prepared` fixture runs it, then download and split).
-TINY = {
-    "data.synthetic.images_per_class": 5,
-    "data.synthetic.videos_per_class": 3,
-    "data.synthetic.min_frames": 12,
-    "data.synthetic.max_frames": 16,
-    "split.test_fraction": 0.5,
-    "split.val_fraction": 0.5,
-    "image.size": 32,
-    "train.batch_size": 8,
-    "train_spatial.epochs": 1,
-    "finetune.epochs": 1,
-}
-RUNTIME = {"device": "cpu", "num_workers": 0, "processes": 1, "progress": False}
-STAGE_ARGS = {
-    "check_params": [],
-    "download": ["--out", "data/raw"],
-    "split": ["--raw", "data/raw", "--exclude", "exclude.txt", "--out", "data/manifests"],
-    "pad_resize": ["--raw", "data/raw/stanford40", "--manifests", "data/manifests", "--out", "data/images"],
-    "sample_frames": ["--raw", "data/raw/hmdb51", "--manifests", "data/manifests", "--out", "data/frames"],
-    "train_spatial": ["--images", "data/images", "--out", "models/stanford40_frames.pt",
-                      "--curves", "plots/training/stanford40_frames"],
-    "finetune": ["--frames", "data/frames", "--init", "models/stanford40_frames.pt", "--models", "models",
-                 "--curves", "plots/training/hmdb51_frames"],
-    "evaluate": ["--images", "data/images", "--frames", "data/frames", "--flow", "data/flow", "--models", "models",
-                 "--metrics", "metrics", "--plots", "plots"],
-}
 LEFTOVER = re.compile(r"\..+\.([a-z0-9_]{8}\.tmp|old)")
-
-
-def workspace(dest: Path, params: dict | None = None, runtime: dict | None = None) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in ("params.yaml", "runtime.yaml", "exclude.txt"):
-        shutil.copy(ROOT / name, dest / name)
-    set_yaml(dest / "params.yaml", {**TINY, **(params or {})})
-    set_yaml(dest / "runtime.yaml", {**RUNTIME, **(runtime or {})})
-    return dest
-
-
-def command(stage: str, *extra: str) -> list[str]:
-    return [sys.executable, str(ROOT / "stages" / f"{stage}.py"), "--params", "params.yaml",
-            "--runtime", "runtime.yaml", *STAGE_ARGS[stage], *extra]
-
-
-ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-
-
-def run_stage(cwd: Path, stage: str, *extra: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(command(stage, *extra), cwd=cwd, env=ENV, capture_output=True, text=True,
-                          timeout=timeout, check=False)
-
-
-def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert proc.returncode == 0, f"{proc.args} failed ({proc.returncode}):\n{proc.stderr[-4000:]}"
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc
 
 
 def failed(proc: subprocess.CompletedProcess, status: int = 1) -> str:
@@ -115,23 +58,6 @@ def leftovers(root: Path) -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in root.rglob(".*") if LEFTOVER.fullmatch(p.name))
 
 
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory) -> Path:
-    """download, split, pad_resize and sample_frames run on the tiny setting (each must succeed)."""
-    base = workspace(tmp_path_factory.mktemp("prepared"))
-    for stage in ("check_params", "download", "split", "pad_resize", "sample_frames"):
-        ok(run_stage(base, stage))
-    return base
-
-
-@pytest.fixture
-def ws(prepared, tmp_path) -> Path:
-    """A private copy of the prepared workspace."""
-    dest = tmp_path / "ws"
-    shutil.copytree(prepared, dest)
-    return dest
-
-
 def manifest_row(ws: Path, name: str, row: int = 0) -> tuple[int, str]:
     """(line number, path) of a manifest row (the header is line 1)."""
     frame = pd.read_csv(ws / name)
@@ -146,7 +72,12 @@ def manifest_row(ws: Path, name: str, row: int = 0) -> tuple[int, str]:
     ({"split.val_fraction": 1.5}, "split.val_fraction: must be a fraction in (0, 1), got 1.5"),
 ])
 def test_bad_or_unknown_params_key(tmp_path, change, message):
-    ws = workspace(tmp_path, change)
+    ws = workspace(tmp_path)
+    params = read_yaml(ws / "params.yaml")
+    for dotted, value in change.items():  # as a user edits it: a key params.yaml lacks too (set_yaml refuses one)
+        section, key = dotted.split(".")
+        params[section][key] = value
+    (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert failed(run_stage(ws, "check_params")) == f"error: params.yaml: {message}"
     assert failed(run_stage(ws, "download")) == f"error: params.yaml: {message}"
     assert not (ws / "data").exists()
@@ -421,18 +352,6 @@ def test_label_contradicting_its_class_stops_the_next_stage(ws):
     assert snapshot(ws / "data/images") == before and leftovers(ws) == []
 
 
-def spatial_model(path: Path, size: int) -> None:
-    """A Stanford40 frame model file, as train_spatial writes it (untrained)."""
-    from twostream.checkpoint import checkpoint_meta, save_checkpoint
-    from twostream.classes import NUM_CLASSES, STANFORD40_CLASSES
-    from twostream.models import ModelSpec, build_model
-    from twostream.params import load_params
-
-    spec = ModelSpec.fresh("spatial", NUM_CLASSES, load_params(path.parents[1] / "params.yaml").model)
-    model = build_model(spec)
-    save_checkpoint(path, model, checkpoint_meta(spec, model, "stanford40", STANFORD40_CLASSES, size, {}), 1, [])
-
-
 @pytest.mark.slow
 def test_label_out_of_range_stops_finetune_before_training(ws):
     # it used to end finetune in an IndexError traceback from the loss, leaving a metrics.json of {}
@@ -510,13 +429,6 @@ def group(pgid: int) -> list[int]:
         if int(fields[2]) == pgid and fields[0] != "Z":
             members.append(int(stat.parent.name))
     return members
-
-
-def terminal_sigint() -> None:
-    """`preexec_fn` of a stage the test interrupts: Ctrl-C's default action, as a terminal gives it.
-    A test run started in the background by a non-interactive shell (`pytest ... &`) ignores SIGINT,
-    and an ignored signal stays ignored across fork and exec: the stage would never see Ctrl-C."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def interrupt(cwd: Path, stage: str, ready, sig: int = signal.SIGINT, delay: float = 0.0,
@@ -609,7 +521,7 @@ def test_the_next_run_removes_what_a_killed_run_left(tmp_path):
     assert proc.returncode == -signal.SIGKILL
     left = leftovers(ws)
     assert left and all(re.fullmatch(r"data/raw/\.stanford40\.[a-z0-9_]{8}\.tmp", p) for p in left), left
-    set_yaml(ws / "params.yaml", {k: TINY[k] for k in BIGGER})  # the same stage again, quicker
+    set_yaml(ws / "params.yaml", {k: SMALLEST[k] for k in BIGGER})  # the same stage again, quicker
     ok(run_stage(ws, "download"))
     assert leftovers(ws) == []
     assert (ws / "data/raw/stanford40/ImageSplits/train.txt").is_file() and (ws / "data/raw/hmdb51").is_dir()
@@ -653,7 +565,7 @@ def test_the_tiny_setting_is_the_named_minimum_of_images_per_class(tmp_path):
     line = failed(run_stage(ws, "check_params"))
     assert line == ("error: params.yaml: data.synthetic.images_per_class: 4 is too few for stratified test and "
                     "val subsets of 12 classes (split.test_fraction 0.5, split.val_fraction 0.5): needs >= 5")
-    # 5 is TINY's: the `prepared` fixture runs check_params, download and split on it
+    # 5 is SMALLEST's: the `prepared` fixture runs check_params, download and split on it
 
 
 # --- 6. damaged files are excluded for good; edge cases of params, lists and manifests -------------------
@@ -743,22 +655,11 @@ def test_a_manifest_path_leaving_the_raw_root_stops_the_next_stage(ws):
 def test_an_exclusion_survives_dvc_repro(tmp_path):
     """data/raw is the download stage's output, so editing its lists is undone by `dvc repro`; exclude.txt, a
     dependency of split, is not: the excluded image stays out of every manifest after a forced re-run."""
-    from test_pipeline_dvc import environment, run
-
-    dest = tmp_path / "repo"
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
-    for name in files:
-        if (ROOT / name).is_file() and not name.startswith(("data/", "models/", "metrics/", "plots/", "tests/")):
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
-    (dest / "dvc.lock").unlink(missing_ok=True)
-    set_yaml(dest / "params.yaml", TINY)
+    dest = copy_repository(tmp_path / "repo", skip=("data/", "models/", "metrics/", "plots/", "tests/"))
+    set_yaml(dest / "params.yaml", SMALLEST)
     set_yaml(dest / "runtime.yaml", {**RUNTIME, "downloads.cache_dir": str(dest / ".cache")})
     env = {**environment(dest), "OMP_NUM_THREADS": "1"}
-    run(["git", "init", "-q"], dest, env)
-    run(["git", "add", "-A"], dest, env)
-    run(["git", "commit", "-qm", "tiny"], dest, env)
+    commit_repository(dest, env, "tiny")
     dvc = [sys.executable, "-m", "dvc", "repro"]
     run([*dvc, "split"], dest, env)
 

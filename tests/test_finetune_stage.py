@@ -7,9 +7,8 @@ import sys
 
 import pytest
 import torch
-from test_bad_input import ENV, command, ok, prepared, run_stage, spatial_model, ws  # noqa: F401
-from test_pipeline_dvc import set_yaml
 
+from helpers import ENV, command, ok, run_stage, set_yaml, spatial_model
 from twostream.params import FRAME_POSITIONS
 
 
@@ -22,7 +21,7 @@ def same(a, b) -> bool:
 
 
 @pytest.mark.slow
-def test_each_position_trains_as_if_alone(ws):  # noqa: F811 (fixture)
+def test_each_position_trains_as_if_alone(ws):
     spatial_model(ws / "models/stanford40_frames.pt", 32)
     ok(run_stage(ws, "finetune"))
     models = ws / "models/hmdb51_frames"
@@ -39,7 +38,7 @@ def test_each_position_trains_as_if_alone(ws):  # noqa: F811 (fixture)
 
 
 @pytest.mark.slow
-def test_positions_share_one_process_group_under_torchrun(ws):  # noqa: F811 (fixture)
+def test_positions_share_one_process_group_under_torchrun(ws):
     # nproc 2 (gloo on the CPU): the stage joins torchrun's process group once for all its positions
     spatial_model(ws / "models/stanford40_frames.pt", 32)
     set_yaml(ws / "runtime.yaml", {"nproc": 2})

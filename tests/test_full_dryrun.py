@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from test_pipeline_dvc import ROOT, all_stages, environment, run, set_yaml, stages_run
+from helpers import ROOT, all_stages, commit_repository, copy_repository, environment, run, set_yaml, stages_run
 from twostream.data.sizes import smallest_sizes
 from twostream.params import apply_overrides, parse_params, read_overrides, read_yaml
 
@@ -45,22 +45,12 @@ def test_dryrun_changes_only_what_must_change_and_uses_the_smallest_sizes():
 def dryrun(tmp_path_factory):
     from twostream.weights import write_standins
 
-    dest = tmp_path_factory.mktemp("full")
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
-    for name in files:
-        source = ROOT / name
-        if source.is_file() and not name.startswith(("data/", "models/", "metrics/", "plots/")):
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            (dest / name).write_bytes(source.read_bytes())
-    (dest / "dvc.lock").unlink(missing_ok=True)
+    dest = copy_repository(tmp_path_factory.mktemp("full"))
     set_yaml(dest / "runtime.yaml", {"progress": False, "downloads.cache_dir": str(dest / ".cache")})
     torch_home = tmp_path_factory.mktemp("torch_home")
     standins = write_standins(torch_home)
     env = {**environment(dest), "TORCH_HOME": str(torch_home)}
-    run(["git", "init", "-q"], dest, env)
-    run(["git", "add", "-A"], dest, env)
-    run(["git", "commit", "-qm", "demo"], dest, env)
+    commit_repository(dest, env, "demo")
     # exactly as `make full` builds its command, with the dry run's overrides applied after the full ones
     overrides = run([sys.executable, "-m", "twostream.params", "params-full.yaml", "params-dryrun.yaml"], dest, env)
     # RAFT-large at 224 px on a CPU: minutes on 2 free cores, much longer on a busy machine

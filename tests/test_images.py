@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
+from helpers import FIX, photo, sof_with_size
 from twostream import errors
 from twostream.data import images
 from twostream.data.images import ImageError, pad_resize, pad_resize_files, pad_to_square, read_rgb
@@ -68,17 +69,6 @@ def test_pad_resize_files_fills_in_order(tmp_path):
     assert out[0, 4, 4, 0] == 10 and out[1, 4, 4, 0] == 200 and out[2, 4, 4, 0] == 10
     with pytest.raises(ValueError, match="expected"):
         pad_resize_files(paths, 8, np.zeros((3, 8, 8, 3), np.uint8))
-
-
-FIX = "replace the file, or leave it out for good: add its path under data/raw to exclude.txt"
-
-
-def photo(height=300, width=400, seed=0):
-    """A photo-like RGB image: blurred noise over a gradient (compresses like a real picture)."""
-    rng = np.random.default_rng(seed)
-    noise = cv2.GaussianBlur(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), (0, 0), 1.5)
-    gradient = np.tile(np.linspace(0, 255, width, dtype=np.uint8)[None, :, None], (height, 1, 3))
-    return cv2.addWeighted(noise, 0.6, gradient, 0.4, 0)
 
 
 def write_jpeg(path, image=None, **pillow_options):
@@ -230,17 +220,6 @@ def test_pad_resize_of_a_60000x1_image_never_builds_the_square():
     # the same bytes as the padded square gives, shown on one 6000-long image (a 103 MiB square)
     small = np.random.default_rng(2).integers(0, 256, (6000, 3, 3), dtype=np.uint8)
     assert np.abs(pad_resize(small, 64).astype(int) - padded_then_resized(small, 64)).max() <= 1
-
-
-def sof_with_size(data, height, width):
-    """A JPEG whose frame header (SOF0/SOF2) claims `height` x `width`; the scan is unchanged."""
-    data = bytearray(data)
-    for marker in (b"\xff\xc0", b"\xff\xc2"):
-        at = data.find(marker)
-        if at > 0:
-            data[at + 5:at + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
-            return bytes(data)
-    raise AssertionError("no SOF marker")
 
 
 def png_header_only(width, height):

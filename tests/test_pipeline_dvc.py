@@ -8,9 +8,7 @@ fails `dvc repro` even when no stage would run.
 """
 import hashlib
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,81 +18,14 @@ import pandas as pd
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import (ROOT, TINY, TRAINING, all_stages, environment, run, set_yaml, stages_restored,
+                     stages_run)
+
 pytestmark = pytest.mark.slow
-
-TINY = {
-    "data.synthetic.images_per_class": 20,
-    "data.synthetic.videos_per_class": 16,
-    "data.synthetic.min_frames": 12,
-    "data.synthetic.max_frames": 16,
-    "image.size": 32,
-    "train.batch_size": 16,
-    "train_spatial.epochs": 1,
-    "finetune.epochs": 1,
-    "train_flow.epochs": 1,
-    "train_fusion.epochs": 1,
-}
-TRAINING = {"train_spatial", "finetune", "train_flow", "train_fusion"}
-
-
-def set_yaml(path, changes):
-    """Set dotted keys in a YAML file (params.yaml or runtime.yaml)."""
-    data = yaml.safe_load(path.read_text())
-    for dotted, value in changes.items():
-        node = data
-        *parents, last = dotted.split(".")
-        for key in parents:
-            node = node[key]
-        node[last] = value
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-
-
-def run(cmd, cwd, env, check=True):
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=3600)
-    if check:
-        assert proc.returncode == 0, f"{' '.join(map(str, cmd))} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc if not check else proc.stdout + proc.stderr
-
-
-def stages_run(output):
-    return set(re.findall(r"Running stage '([^']+)'", output))
-
-
-def stages_restored(output):
-    return set(re.findall(r"Stage '([^']+)' is cached - skipping run", output))
 
 
 def md5(path):
     return hashlib.md5(Path(path).read_bytes()).hexdigest()
-
-
-def environment(dest):
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-            "GIT_COMMITTER_EMAIL": "t@t", "DVC_NO_ANALYTICS": "1", "PYTHONPATH": str(dest)}
-
-
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    """A git repository holding the project's files (committed or not) with tiny params, run once."""
-    dest = tmp_path_factory.mktemp("repo")
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
-    for name in files:
-        source = ROOT / name
-        if source.is_file() and not name.startswith(("data/", "models/", "metrics/", "plots/")):
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, dest / name)
-    (dest / "dvc.lock").unlink(missing_ok=True)
-    set_yaml(dest / "params.yaml", TINY)
-    set_yaml(dest / "runtime.yaml", {"progress": False, "downloads.cache_dir": str(dest / ".cache")})
-    env = environment(dest)
-    run(["git", "init", "-q"], dest, env)
-    run(["git", "add", "-A"], dest, env)
-    run(["git", "commit", "-qm", "tiny"], dest, env)
-    first = run([sys.executable, "-m", "dvc", "repro"], dest, env)
-    return dest, env, first
 
 
 def dvc(repo, *args, check=True):
@@ -120,14 +51,7 @@ def find_named(node, name):
     return None
 
 
-def all_stages(dest):
-    """Stage names as dvc reports them (a foreach stage expands to name@item)."""
-    names = set()
-    for name, stage in yaml.safe_load((dest / "dvc.yaml").read_text())["stages"].items():
-        names |= {f"{name}@{item}" for item in stage["foreach"]} if "foreach" in stage else {name}
-    return names
-
-
+@pytest.mark.e2e
 def test_repro_runs_every_stage_then_nothing(repo):
     dest = repo[0]
     assert stages_run(repo[2]) == all_stages(dest)
@@ -248,8 +172,9 @@ def test_changing_frame_position_retrains_only_the_fusion(repo):
         output = dvc(repo, "repro")
         assert stages_run(output) == {"check_params", "train_fusion", "evaluate"}, \
             "the five frame models are trained once"
-        assert json.loads((dest / "metrics" / "frame_positions.json").read_text()).keys() == {
-            "first", "first_middle", "middle", "middle_last"}
+        others = {"first", "first_middle", "middle", "middle_last"}  # the study: every position but frames.position
+        study = json.loads((dest / "metrics" / "frame_positions.json").read_text())
+        assert study.keys() == others | {"accuracy_ci95"} and study["accuracy_ci95"].keys() == others
     finally:
         set_yaml(dest / "params.yaml", {"frames.position": "middle"})
     dvc(repo, "repro")

@@ -22,8 +22,7 @@ import pandas as pd
 import pytest
 import torch
 
-from test_bad_input import ENV, command, ok, workspace
-from test_video import write_avi, write_textured_avi
+from helpers import ENV, command, ok, workspace, write_avi, write_textured_avi
 
 pytestmark = pytest.mark.slow
 

@@ -20,8 +20,7 @@ import torch
 import yaml
 from torch.utils.data import DistributedSampler
 
-from test_bad_input import terminal_sigint
-from test_pipeline_dvc import TINY, repo, run, set_yaml, stages_run  # noqa: F401 (repo: the tiny pipeline fixture)
+from helpers import TINY, run, set_yaml, stages_run, terminal_sigint
 from twostream import distributed, launch
 from twostream.checkpoint import load_checkpoint, load_model
 from twostream.classes import HMDB51_CLASSES
@@ -373,8 +372,8 @@ def test_shard_flow_raft_small_on_two_processes_matches_one_process(tmp_path):
 # --- the pipeline: DVC runs the stages on 2 processes; DVC's experiment queue ------------------
 
 @pytest.fixture(scope="module")
-def results(repo):  # noqa: F811 (test_pipeline_dvc's fixture, run again for this module)
-    """The tiny pipeline run once on one process (test_pipeline_dvc's fixture), committed."""
+def results(repo):
+    """The tiny pipeline run once on one process (conftest's `repo`, one for this module), committed."""
     dest, env_ = repo[0], repo[1]
     run(["git", "add", "-A"], dest, env_)
     run(["git", "commit", "-qm", "one-process results"], dest, env_)

@@ -1,4 +1,3 @@
-import fractions
 import re
 import struct
 
@@ -7,57 +6,12 @@ import cv2
 import numpy as np
 import pytest
 
+from helpers import FIX, frame_chunks, overstate_frame_count, write_avi, write_pyav, write_textured_avi
 from twostream.data import video
 from twostream.data.images import pad_resize
 from twostream.data.video import (VideoError, clip_centres, clip_flow_frame_indices, decode_clip, flow_frame_indices,
                                   position_indices, sample_video, sample_videos)
 from twostream.errors import TwostreamError
-
-FIX = "replace the file, or leave it out for good: add its path under data/raw to exclude.txt"
-
-
-def write_avi(path, n, width=64, height=48):
-    """A clip whose frame i has grey level 10 * i (so frames can be recognised after decoding)."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FMP4"), 30, (width, height))
-    assert writer.isOpened()
-    for i in range(n):
-        writer.write(np.full((height, width, 3), 10 * i, np.uint8))
-    writer.release()
-    return path
-
-
-def write_textured_avi(path, n=45, width=320, height=240, seed=0):
-    """An HMDB51-like clip: 320x240 FMP4 at 30 fps, a blurred texture panning 2 px per frame."""
-    rng = np.random.default_rng(seed)
-    base = cv2.GaussianBlur(rng.integers(0, 256, (height, width + 2 * n, 3), dtype=np.uint8), (0, 0), 3)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FMP4"), 30, (width, height))
-    assert writer.isOpened()
-    for i in range(n):
-        writer.write(np.ascontiguousarray(base[:, 2 * i: 2 * i + width]))
-    writer.release()
-    return path
-
-
-def overstate_frame_count(path, claimed):
-    """Patch the AVI headers (avih.dwTotalFrames, strh.dwLength, dmlh) to claim `claimed` frames,
-    as HMDB51's files do (their container reports one frame more than decodes)."""
-    data = bytearray(path.read_bytes())
-    struct.pack_into("<I", data, data.find(b"avih") + 8 + 16, claimed)
-    struct.pack_into("<I", data, data.find(b"strh") + 8 + 32, claimed)
-    if (dmlh := data.find(b"dmlh")) >= 0:
-        struct.pack_into("<I", data, dmlh + 8, claimed)
-    path.write_bytes(bytes(data))
-
-
-def frame_chunks(data):
-    """Offsets of the frame chunks ('00dc') in an AVI's movi list, in file order."""
-    i, end, offsets = data.find(b"movi") + 4, data.find(b"idx1"), []
-    while i < end:
-        size = struct.unpack_from("<I", data, i + 4)[0]
-        if data[i:i + 4] == b"00dc":
-            offsets.append(i)
-        i += 8 + size + (size & 1)
-    return offsets
 
 
 def opencv_frames(path, size):
@@ -313,37 +267,6 @@ def test_sample_videos_worker_error_names_the_file(tmp_path):
 
 
 # --------------------------------------------------------------------------- valid but unusual clips
-
-def write_pyav(path, stamps, codec="mpeg4", width=64, height=48, audio=False, options=None):
-    """A clip written by PyAV (FFmpeg): frame k has grey level 6 * k (a white square moves along its bottom
-    edge), at the timestamps `stamps` in frames of 1/30 s; optionally an MP3 audio track interleaved."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=30, options=options or {})
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.time_base = fractions.Fraction(1, 30)
-        stream.bit_rate = 5_000_000  # grey levels survive the encoding within a level or two
-        sound = container.add_stream("mp3", rate=22050) if audio else None
-        for k, pts in enumerate(stamps):
-            image = np.full((height, width, 3), 6 * k, np.uint8)
-            x = (2 * k) % (width - 8)
-            image[height - 8:, x:x + 8] = 255
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts = pts
-            for packet in stream.encode(frame):
-                container.mux(packet)
-            if sound is not None:
-                tone = np.sin(np.arange(735) * 0.05 * (k + 1)).astype(np.float32)[None]
-                chunk = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
-                chunk.sample_rate = 22050
-                for packet in sound.encode(chunk):
-                    container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-        if sound is not None:
-            for packet in sound.encode():
-                container.mux(packet)
-    return path
-
 
 def grey_levels(frames, rows=20):
     """Frame k's number, read back from its grey level (the rows above the moving square)."""
