@@ -10,7 +10,7 @@ from scipy.stats import binom
 
 from twostream import console
 from twostream.classes import HMDB51_CLASSES
-from twostream.stats import accuracy_interval, correct_count, mcnemar_exact, paired_bootstrap
+from twostream.stats import accuracy_interval, mcnemar_exact, paired_bootstrap
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,9 +27,6 @@ def test_exact_interval_matches_the_closed_forms():
     assert (round(low, 2), round(high, 2)) == (0.42, 0.60)  # the example: 0.508 [0.42, 0.60]
     with pytest.raises(ValueError):
         accuracy_interval(3, 2)
-    assert correct_count(61 / 120, 120) == 61
-    with pytest.raises(ValueError):
-        correct_count(0.5001, 120)
 
 
 def test_mcnemar_is_the_binomial_test_of_the_discordant_videos():

@@ -317,11 +317,11 @@ def test_unknown_device_and_method():
 
 
 def test_flow_settings_record_only_what_the_method_uses_and_round_trip():
-    from twostream.flow import FLOW_SAMPLING, flow_params_of, flow_settings
+    from twostream.flow import DIS_PRESET, FARNEBACK, FLOW_SAMPLING, flow_params_of, flow_settings
 
     dis = flow_settings(FlowParams("dis", True, 12))
     assert dis == {"method": "dis", "frames": FLOW_FRAMES, "sampling": FLOW_SAMPLING, "pretrained": None,
-                   "raft_updates": None, "weights": None}
+                   "raft_updates": None, "weights": None, "opencv": {"dis_preset": int(DIS_PRESET)}}
     assert dis == flow_settings(FlowParams("dis", False, 3))  # raft settings do not change DIS flow
     assert flow_params_of(dis).method == "dis"
     raft = flow_settings(FlowParams("raft_large", True, 12))
@@ -334,3 +334,11 @@ def test_flow_settings_record_only_what_the_method_uses_and_round_trip():
         flow_params_of({**dis, "frames": 7})
     with pytest.raises(ValueError, match="flow method 'tvl1'"):
         flow_params_of({**dis, "method": "tvl1"})
+    # flow from another DIS preset or other Farneback parameters is other flow: refused
+    with pytest.raises(ValueError, match="dis flow computed with OpenCV settings"):
+        flow_params_of({**dis, "opencv": {"dis_preset": int(DIS_PRESET) + 1}})
+    farneback = flow_settings(FlowParams("farneback", True, 12))
+    assert farneback["opencv"]["winsize"] == FARNEBACK["winsize"] and flow_params_of(farneback).method == "farneback"
+    with pytest.raises(ValueError, match="farneback flow computed with OpenCV settings"):
+        flow_params_of({**farneback, "opencv": {**farneback["opencv"], "winsize": 21}})
+    assert raft["opencv"] is None

@@ -235,7 +235,18 @@ def flow_settings(params: FlowParams) -> dict:
             "pretrained": bool(params.pretrained) if raft else None,
             "raft_updates": int(params.raft_updates) if raft else None,
             "weights": (str(_raft_weights(params.method)[1]) if params.pretrained else
-                        f"random (seed {RANDOM_WEIGHTS_SEED})") if raft else None}
+                        f"random (seed {RANDOM_WEIGHTS_SEED})") if raft else None,
+            "opencv": _opencv_settings(params.method)}
+
+
+def _opencv_settings(method: str) -> dict | None:
+    """The fixed settings of an OpenCV method (DIS's preset, Farneback's parameters), None for RAFT:
+    recorded so that a model trained on flow from other settings is refused, not fed other flow."""
+    if method == "dis":
+        return {"dis_preset": int(DIS_PRESET)}
+    if method == "farneback":
+        return {key: (float(value) if isinstance(value, float) else int(value)) for key, value in FARNEBACK.items()}
+    return None
 
 
 def flow_params_of(settings: dict) -> FlowParams:
@@ -247,6 +258,9 @@ def flow_params_of(settings: dict) -> FlowParams:
     if settings.get("frames") != FLOW_FRAMES or settings.get("sampling") != FLOW_SAMPLING:
         raise ValueError(f"flow frames chosen as {settings.get('frames')} frames by {settings.get('sampling')!r}, "
                          f"this version chooses {FLOW_FRAMES} by {FLOW_SAMPLING!r}")
+    if settings.get("opencv") != _opencv_settings(method):
+        raise ValueError(f"{method} flow computed with OpenCV settings {settings.get('opencv')}, this version "
+                         f"uses {_opencv_settings(method)}")
     raft = method in RAFT_METHODS
     params = FlowParams(method=method, pretrained=bool(settings.get("pretrained")) if raft else True,
                         raft_updates=int(settings.get("raft_updates") or 1) if raft else 1)

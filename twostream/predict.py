@@ -33,7 +33,7 @@ from twostream.errors import InputError, TwostreamError
 from twostream.evaluate import late_fusion, log_mean_softmax, video_logits
 from twostream.flow import flow_images, flow_params_of
 from twostream.data.video import FIX as DATASET_FIX
-from twostream.params import FRAME_POSITIONS
+from twostream.params import FRAME_POSITIONS, MAX_TEST_CLIPS
 from twostream.transforms import IMAGENET_MEAN, IMAGENET_STD, flow_stack, normalize
 
 # Containers PyAV (FFmpeg) reads that a directory search picks up; a file named on the command line is
@@ -133,8 +133,9 @@ class Predictor:
     def __init__(self, members: Sequence[Member], clips: int, device: str = "cpu", flow_batch_size: int = 16):
         if not members:
             raise ValueError("a predictor needs a model")
-        if clips < 1:
-            raise InputError(f"--clips must be at least 1, got {clips}")
+        if not 1 <= clips <= MAX_TEST_CLIPS:
+            raise InputError(f"--clips must be 1 to {MAX_TEST_CLIPS} (the bound of video_test.clips: decoding keeps "
+                             f"every clip's frames), got {clips}")
         self.members, self.clips = list(members), clips
         self.device = resolve_device(device)
         self.flow_batch_size = flow_batch_size

@@ -26,14 +26,6 @@ def accuracy_interval(correct: int, total: int, confidence: float = CONFIDENCE) 
     return float(ci.low), float(ci.high)
 
 
-def correct_count(accuracy: float, total: int) -> int:
-    """The right answers behind an accuracy of `total` samples (accuracy = k / total exactly)."""
-    correct = round(accuracy * total)
-    if abs(correct - accuracy * total) > 1e-6 * max(total, 1):
-        raise ValueError(f"accuracy {accuracy!r} is not a whole number of {total} samples")
-    return int(correct)
-
-
 def _pair(a_right: np.ndarray, b_right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     a, b = np.asarray(a_right, dtype=bool), np.asarray(b_right, dtype=bool)
     if a.ndim != 1 or a.shape != b.shape or not len(a):
