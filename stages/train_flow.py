@@ -22,7 +22,7 @@ def main(args, params, runtime):
     meta = checkpoint_meta(spec, model, entry.dataset, entry.classes, train.image_size, stage_params(params, STAGE),
                            preprocess=preprocess_meta("video", train.image_size,
                                                       flow=read_flow_settings(flow / arrays.FLOW_SETTINGS)))
-    train_stage(STAGE, model, FlowDataset(train), FlowDataset(val), params, runtime, Path(args.out),
+    train_stage(STAGE, model, FlowDataset(train, params.train_flow.augment), FlowDataset(val), params, runtime, Path(args.out),
                 Path(args.curves), meta)
 
 

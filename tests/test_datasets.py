@@ -221,7 +221,12 @@ def test_two_stream_keys_pair_the_same_clip(tmp_path):
     (image2, stack2), _ = dataset[(3, 5)]
     assert label == 3 and torch.equal(image, image2)
     torch.testing.assert_close(stack, stack2, rtol=0, atol=0)
-    torch.testing.assert_close(stack[:3], expected_normalised(flows[3, 0]))  # flow is never augmented
+    # the flow stack is translated (one shift for the whole stack): a window of the clip's edge-padded stack
+    padded = torch.nn.functional.pad(FlowDataset(hmdb51_subset(None, flow, "train"))[3][0], (4,) * 4,
+                                     mode="replicate")
+    assert any(torch.equal(padded[:, i:i + 32, j:j + 32], stack) for i in range(9) for j in range(9))
+    plain = TwoStreamDataset(hmdb51_subset(frames, flow, "train"), None, position="middle")
+    torch.testing.assert_close(plain[3][0][1][:3], expected_normalised(flows[3, 0]))  # without augment: as is
 
 
 def test_sample_seed_depends_on_seed_epoch_and_index():
@@ -263,3 +268,25 @@ def test_seeded_sampler_splits_the_permutation_between_ranks():
     assert indices[0] | indices[1] == set(data)
     # the same permutation as one process, dealt out; every sample keeps its seed
     assert sorted(parts[0] + parts[1]) == sorted(whole)
+
+
+def test_flow_augmentation_shifts_the_whole_stack_alike_and_keeps_the_vectors(tmp_path):
+    frames, flow, _, flows = write_hmdb51(tmp_path, size=32)
+    plain = FlowDataset(hmdb51_subset(None, flow, "train"))
+    augmented = FlowDataset(hmdb51_subset(None, flow, "train"), augment=True)
+    reference = plain[1][0].reshape(8, 3, 32, 32)
+    pad = 32 // 8
+    # the reference stack edge-padded: every augmented stack is a 32x32 window of it
+    padded = torch.nn.functional.pad(reference, (pad,) * 4, mode="replicate")
+    offsets = set()
+    for seed in range(40):
+        stack, label = augmented[(1, seed)]
+        assert label == 1 and stack.shape == (24, 32, 32)
+        images = stack.reshape(8, 3, 32, 32)
+        found = [(i, j) for i in range(2 * pad + 1) for j in range(2 * pad + 1)
+                 if torch.allclose(padded[..., i:i + 32, j:j + 32], images)]
+        assert len(found) >= 1, "an augmented stack is not one shift of the whole stack"
+        offsets.add(found[0])
+        assert torch.equal(augmented[(1, seed)][0], stack)  # the sample seed decides the shift
+    assert len(offsets) > 10  # the shifts vary, in both directions
+    assert {i for i, _ in offsets} >= {0, 2 * pad} and {j for _, j in offsets} >= {0, 2 * pad}

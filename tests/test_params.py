@@ -35,7 +35,7 @@ def mutate(raw, dotted, value=None, delete=False):
 def test_committed_params_are_valid():
     params = load_params("params.yaml")
     assert params.data.source == "synthetic"
-    assert params.stage("train_flow").augment is False
+    assert params.stage("train_flow").augment is True  # the demo translates flow stacks (the seed does not)
 
 
 def test_constants():

@@ -23,7 +23,7 @@ from twostream.data.manifests import manifest_name, read_manifest
 from twostream.errors import InputError
 from twostream.io import load_array
 from twostream.params import FRAME_POSITIONS, AugmentParams
-from twostream.transforms import flow_stack, frame_transform
+from twostream.transforms import flow_augmentation, flow_stack, frame_transform
 
 
 class LazyArray:
@@ -201,23 +201,27 @@ class FrameDataset(SeededDataset):
 
 
 class FlowDataset(SeededDataset):
-    """Stacks of 8 flow images as 24 channels. No augmentation (as in the seed)."""
+    """Stacks of 8 flow images as 24 channels. augment=True (training only): each stack is translated at
+    random (`transforms.flow_augmentation`); the seed does not augment flow."""
 
-    def __init__(self, subset: SubsetArrays):
+    def __init__(self, subset: SubsetArrays, augment: bool = False):
         super().__init__(subset.labels)
         self.flow = subset.arrays["flow"]
+        self.augment = flow_augmentation(self.flow.shape[-2]) if augment else None
 
     def item(self, index: int) -> torch.Tensor:
-        return flow_stack(_chw(self.flow[index]))
+        images = _chw(self.flow[index])
+        return flow_stack(images if self.augment is None else self.augment(images))
 
 
 class TwoStreamDataset(SeededDataset):
-    """(frame at `position`, flow stack) pairs of the same clip."""
+    """(frame at `position`, flow stack) pairs of the same clip. With `augment` (training only) the frame
+    gets the spatial augmentation and the flow stack its translation."""
 
     def __init__(self, subset: SubsetArrays, augment: AugmentParams | None, position: str):
         super().__init__(subset.labels)
         self.frames = FrameDataset(subset, augment, position)
-        self.flows = FlowDataset(subset)
+        self.flows = FlowDataset(subset, augment=augment is not None)
 
     def item(self, index: int):
         return self.frames.item(index), self.flows.item(index)

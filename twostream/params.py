@@ -267,8 +267,6 @@ class Params:
     def validate(self, key: str) -> None:
         _non_negative("seed", self.seed)
         _at_most("seed", self.seed, MAX_SEED, "numpy's and scikit-learn's random states are 32-bit")
-        _check(not self.train_flow.augment, "train_flow.augment",
-               "must be false: flow stacks are not augmented (flips and rotations would corrupt flow directions)")
         if self.flow.method in RAFT_METHODS:
             _check(self.image.size >= RAFT_MIN_SIZE, "image.size",
                    f"torchvision's RAFT needs frames of at least {RAFT_MIN_SIZE} px (flow.method: "

@@ -307,7 +307,7 @@ def stage_params(params: Params, stage: str, **extra: Any) -> dict[str, Any]:
     """The params a training stage tracks in dvc.yaml, as recorded in its checkpoint."""
     recorded = {"seed": params.seed, "model": as_dict(params.model), "train": as_dict(params.train),
                 stage: as_dict(params.stage(stage)), **extra}
-    if params.stage(stage).augment:
+    if params.stage(stage).augment and stage != "train_flow":  # the flow stacks' translation has no params
         recorded["augment"] = as_dict(params.augment)
     return recorded
 

@@ -1,4 +1,5 @@
-"""Per-sample transforms: the seed's spatial augmentation and ImageNet normalisation.
+"""Per-sample transforms: the seed's spatial augmentation, the flow stacks' translation, and ImageNet
+normalisation.
 
 Samples arrive as uint8 CHW tensors (cheap copies out of memmapped arrays); the
 augmentations run on uint8, then one conversion to float and normalisation.
@@ -39,6 +40,17 @@ def frame_transform(augment: AugmentParams | None) -> v2.Transform:
     if augment is None:
         return normalize()
     return v2.Compose([spatial_augmentation(augment), normalize()])
+
+
+FLOW_SHIFT_FRACTION = 8  # a flow stack moves by up to 1/8 of its side
+
+
+def flow_augmentation(size: int) -> v2.Transform:
+    """A random translation of a whole (8, 3, S, S) flow stack by up to S/8 px in each direction (one
+    shift for all 8 images, edges repeated). It moves where the motion is and keeps every flow vector as
+    it is; flips and rotations would not (they change what each colour means)."""
+    pad = max(1, size // FLOW_SHIFT_FRACTION)
+    return v2.RandomCrop(size, padding=pad, padding_mode="edge")
 
 
 def flow_stack(images: torch.Tensor) -> torch.Tensor:
