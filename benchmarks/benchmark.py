@@ -178,7 +178,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="training precision(s): bf16 autocast or none (default: params.yaml train.amp)")
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
                         help="NHWC models and inputs (default: runtime.yaml channels_last)")
-    parser.add_argument("--workers", type=int, help="DataLoader workers (default: runtime.yaml num_workers)")
+    parser.add_argument("--workers", type=int, help="DataLoader workers (default: runtime.yaml loader_workers)")
     parser.add_argument("--pin-memory", action=argparse.BooleanOptionalAction,
                         help="page-locked batches (default: runtime.yaml pin_memory)")
     parser.add_argument("--steps", type=int, help="training batches timed per model at the largest batch; smaller "
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     device = resolve_device(args.device or runtime.device)
     runtime = dataclasses.replace(
         runtime, progress=False,
-        num_workers=runtime.num_workers if args.workers is None else args.workers,
+        loader_workers=runtime.loader_workers if args.workers is None else args.workers,
         pin_memory=runtime.pin_memory if args.pin_memory is None else args.pin_memory,
         channels_last=runtime.channels_last if args.channels_last is None else args.channels_last)
     gpu = device.type == "cuda"
@@ -226,12 +226,12 @@ def main(argv: list[str] | None = None) -> None:
         "torch": torch.__version__, "torchvision": __import__("torchvision").__version__,
         "cuda": torch.version.cuda if gpu else None, "cudnn": torch.backends.cudnn.version() if gpu else None,
         "threads": torch.get_num_threads(), "size": size, "flow_size": flow_size, "raft_updates": updates,
-        "flow_clips": clips, "workers": runtime.num_workers, "pin_memory": runtime.pin_memory,
+        "flow_clips": clips, "workers": runtime.loader_workers, "pin_memory": runtime.pin_memory,
         "channels_last": channels_last, "repeat": repeat, "data": {}, "flow": [], "train": [], "loader": [],
         "skipped": [], "complete": False, "peak_memory_bytes": None}
     print(f"twostream benchmark: device {device}, torch threads {torch.get_num_threads()}, training {size} px "
           f"batch {'/'.join(map(str, batches))} {'/'.join(precisions)}, RAFT {flow_size} px batch "
-          f"{'/'.join(map(str, flow_batches))}, {runtime.num_workers} loader worker(s), channels_last "
+          f"{'/'.join(map(str, flow_batches))}, {runtime.loader_workers} loader worker(s), channels_last "
           f"{channels_last}", flush=True)
 
     def save() -> None:
@@ -365,10 +365,10 @@ def bench_training(name: str, dataset, batch: int, n: int, precisions: list[str]
                 pass
         value = rate(load, len(loader) * batch, repeat)
         fastest = max(raws)
-        results["loader"].append({"model": name, "batch": batch, "workers": runtime.num_workers,
+        results["loader"].append({"model": name, "batch": batch, "workers": runtime.loader_workers,
                                   "samples_per_s": value, "fastest_step_samples_per_s": fastest,
                                   "ratio": value / fastest})
-        print("  " + line(f"loader {name} batch {batch} ({runtime.num_workers} worker(s))", "samples/s", value,
+        print("  " + line(f"loader {name} batch {batch} ({runtime.loader_workers} worker(s))", "samples/s", value,
                           fastest, "fastest model step", "the model step"), flush=True)
         save()
     del loader

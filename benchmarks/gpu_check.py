@@ -61,7 +61,7 @@ TARGET_PIPELINE_FLOOR = 2.0
 # The stage run trains two epochs: the second one's time (from the stage's log) is the steady epoch
 # that the projection scales; the first one's extra (DataLoader start, first CUDA calls) counts once.
 REDUCED_EPOCHS = 2
-TRAIN_STAGES = ("train_spatial", "finetune", "train_flow", "train_fusion")
+TRAIN_STAGES = ("stanford40_frames", "hmdb51_frames", "hmdb51_flow", "hmdb51_twostream")
 
 
 class GpuCheckError(TwostreamError):
@@ -471,8 +471,8 @@ class Run:
         write_params(runtime_file, runtime)
         self.result["stage_settings"] = {
             "counts": None, "params": {k: v for k, v in flat(raw).items() if k.startswith(("data.synthetic", "image",
-                                      "flow", "video_test", "model", "train.", "train_", "finetune"))},
-            "runtime": {k: runtime[k] for k in ("device", "num_workers", "pin_memory", "channels_last",
+                                      "flow", "video_test", "model", "train.", "stanford40_frames", "hmdb51_"))},
+            "runtime": {k: runtime[k] for k in ("device", "loader_workers", "pin_memory", "channels_last",
                                                 "flow_batch_size")}}
         torch_home = self.torch_home()
         env = dict(self.env, TORCH_HOME=str(torch_home))
@@ -511,7 +511,7 @@ class Run:
         from twostream.params import read_yaml
 
         runtime = read_yaml(ROOT / "runtime.yaml")
-        runtime.update(device=self.config.device, nproc=1, num_workers=self.config.workers,
+        runtime.update(device=self.config.device, torchrun_processes=1, loader_workers=self.config.workers,
                        pin_memory=self.config.pin_memory, channels_last=True, flow_batch_size=flow_batch,
                        progress=False)
         runtime["downloads"] = dict(runtime["downloads"], cache_dir=str(self.work / "downloads"))
@@ -538,20 +538,20 @@ class Run:
             "pad_resize": sum(REAL_STANFORD40.values()),
             "sample_frames": sum(REAL_HMDB51.values()),
             "flow": sum(REAL_HMDB51.values()) + REAL_HMDB51["test"] * clips_per_video,
-            "train_spatial": REAL_STANFORD40["train"] + REAL_STANFORD40["val"],  # per epoch
-            "finetune": REAL_HMDB51["train"] + REAL_HMDB51["val"],
-            "train_flow": REAL_HMDB51["train"] + REAL_HMDB51["val"],
-            "train_fusion": REAL_HMDB51["train"] + REAL_HMDB51["val"],
+            "stanford40_frames": REAL_STANFORD40["train"] + REAL_STANFORD40["val"],  # per epoch
+            "hmdb51_frames": REAL_HMDB51["train"] + REAL_HMDB51["val"],
+            "hmdb51_flow": REAL_HMDB51["train"] + REAL_HMDB51["val"],
+            "hmdb51_twostream": REAL_HMDB51["train"] + REAL_HMDB51["val"],
             "evaluate": REAL_STANFORD40["test"] + REAL_HMDB51["test"] * (1 + clips_per_video),
         }
         here = {
             "pad_resize": sum(counts["stanford40"].values()),
             "sample_frames": sum(counts["hmdb51"].values()),
             "flow": sum(counts["hmdb51"].values()) + counts["test_clip_stacks"],
-            "train_spatial": counts["stanford40"]["train"] + counts["stanford40"]["val"],
-            "finetune": counts["hmdb51"]["train"] + counts["hmdb51"]["val"],
-            "train_flow": counts["hmdb51"]["train"] + counts["hmdb51"]["val"],
-            "train_fusion": counts["hmdb51"]["train"] + counts["hmdb51"]["val"],
+            "stanford40_frames": counts["stanford40"]["train"] + counts["stanford40"]["val"],
+            "hmdb51_frames": counts["hmdb51"]["train"] + counts["hmdb51"]["val"],
+            "hmdb51_flow": counts["hmdb51"]["train"] + counts["hmdb51"]["val"],
+            "hmdb51_twostream": counts["hmdb51"]["train"] + counts["hmdb51"]["val"],
             "evaluate": counts["stanford40"]["test"] + counts["hmdb51"]["test"] + counts["test_clip_stacks"],
         }
         startup = self.result.get("startup_s") or 0.0
@@ -633,10 +633,10 @@ class Run:
 
         return {
             "flow": None if raw_flow is None else real["flow"] * FLOW_PAIRS / raw_flow,
-            "train_spatial": train_floor(full["train_spatial.epochs"], REAL_STANFORD40["train"], "spatial"),
-            "finetune": train_floor(full["finetune.epochs"] * 5, REAL_HMDB51["train"], "spatial"),
-            "train_flow": train_floor(full["train_flow.epochs"], REAL_HMDB51["train"], "temporal"),
-            "train_fusion": train_floor(full["train_fusion.epochs"], REAL_HMDB51["train"], "fusion"),
+            "stanford40_frames": train_floor(full["stanford40_frames.epochs"], REAL_STANFORD40["train"], "spatial"),
+            "hmdb51_frames": train_floor(full["hmdb51_frames.epochs"] * 5, REAL_HMDB51["train"], "spatial"),
+            "hmdb51_flow": train_floor(full["hmdb51_flow.epochs"], REAL_HMDB51["train"], "temporal"),
+            "hmdb51_twostream": train_floor(full["hmdb51_twostream.epochs"], REAL_HMDB51["train"], "fusion"),
         }
 
     # -- 5. targets and summary
@@ -715,7 +715,7 @@ LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) INFO twostream
 
 def timings(output: str) -> dict:
     """From a stage's log: the seconds of each training run's second epoch (`epoch_s`, one per model
-    trained: five for finetune) and flow_images' own seconds summed over its calls (`compute_s`)."""
+    trained: five for hmdb51_frames) and flow_images' own seconds summed over its calls (`compute_s`)."""
     import calendar
 
     epoch_s, compute, previous = [], 0.0, None

@@ -40,7 +40,7 @@ def raft_model(directory: Path) -> Path:
     torch.manual_seed(0)
     spec = ModelSpec("twostream", NUM_CLASSES, False, False)
     model = build_model(spec)
-    record = preprocess_meta("video", 224, "middle", flow_settings(FlowParams("raft_large", True, 12)))
+    record = preprocess_meta("video", 224, "middle", flow_settings(FlowParams("raft_large", 12, True)))
     path = directory / "twostream_raft224.pt"
     save_checkpoint(path, model, checkpoint_meta(spec, model, "hmdb51", HMDB51_CLASSES, 224, {}, preprocess=record),
                     1, [{"train_accuracy": 0.0, "train_loss": 0.0, "val_accuracy": 0.0, "val_loss": 0.0}])

@@ -6,7 +6,7 @@ Writes a 1280x720 MPEG-4 AVI of `--frames` frames at 30 fps (a blurred texture p
 frame) into a temporary directory, then runs `sample_video(clip, size, clips=K)` for each K in a
 fresh Python process and prints that process's peak resident set size (ru_maxrss), next to the
 peak of a process that only imports the same modules (the interpreter, NumPy, OpenCV, PyAV).
-sample_frames runs one such decode per worker process (runtime.yaml `cpu_processes`).
+sample_frames runs one such decode per worker process (runtime.yaml `prep_processes`).
 """
 from __future__ import annotations
 

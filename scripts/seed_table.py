@@ -7,7 +7,7 @@ class pairs, per experiment and as mean ± std, read from the experiments' commi
 
 Each revision's accuracy is computed from its confusion rows (plots/confusion/<model>.csv, one row per
 test video, `cache: false`, so they are in git), and its `seed` read from its params.yaml. The pair
-columns give the share of a designed pair's test videos (`render.DESIGNED_PAIRS`) that the frame model
+columns give the share of a designed pair's test videos (`classes.DESIGNED_PAIRS`) that the frame model
 and the flow model get exactly right. Nothing is run again. The table is markdown; docs/demo.md holds it.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from twostream.data.render import DESIGNED_PAIRS  # noqa: E402
+from twostream.classes import DESIGNED_PAIRS  # noqa: E402
 from twostream.report import CONFUSION_COLUMNS, pair_counts  # noqa: E402
 
 MODELS = (("hmdb51_frames", "frames"), ("hmdb51_flow", "flow"), ("hmdb51_twostream", "two-stream"),

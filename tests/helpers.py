@@ -34,10 +34,10 @@ TINY = {
     "data.synthetic.max_frames": 16,
     "image.size": 32,
     "train.batch_size": 16,
-    "train_spatial.epochs": 1,
-    "finetune.epochs": 1,
-    "train_flow.epochs": 1,
-    "train_fusion.epochs": 1,
+    "stanford40_frames.epochs": 1,
+    "hmdb51_frames.epochs": 1,
+    "hmdb51_flow.epochs": 1,
+    "hmdb51_twostream.epochs": 1,
 }
 # TINY at the smallest valid data sizes, for the stage-by-stage tests (`workspace`): 5 images and 3 clips
 # per class with half of each split held out (check_params names these minimums).
@@ -47,7 +47,7 @@ SMALLEST = {**TINY,
             "split.test_fraction": 0.5,
             "split.val_fraction": 0.5,
             "train.batch_size": 8}
-TRAINING = {"train_spatial", "finetune", "train_flow", "train_fusion"}
+TRAINING = {"stanford40_frames", "hmdb51_frames", "hmdb51_flow", "hmdb51_twostream"}
 
 
 def set_yaml(path: Path, changes: dict) -> None:
@@ -110,16 +110,16 @@ def all_stages(dest):
 
 # --- stage scripts run one by one in a workspace laid out like the repository -----------------------
 
-RUNTIME = {"device": "cpu", "num_workers": 0, "processes": 1, "progress": False}
+RUNTIME = {"device": "cpu", "loader_workers": 0, "prep_processes": 1, "progress": False}
 STAGE_ARGS = {
     "check_params": [],
     "download": ["--out", "data/raw"],
     "split": ["--raw", "data/raw", "--exclude", "exclude.txt", "--out", "data/manifests"],
     "pad_resize": ["--raw", "data/raw/stanford40", "--manifests", "data/manifests", "--out", "data/images"],
     "sample_frames": ["--raw", "data/raw/hmdb51", "--manifests", "data/manifests", "--out", "data/frames"],
-    "train_spatial": ["--images", "data/images", "--out", "models/stanford40_frames.pt",
+    "stanford40_frames": ["--images", "data/images", "--out", "models/stanford40_frames.pt",
                       "--curves", "plots/training/stanford40_frames"],
-    "finetune": ["--frames", "data/frames", "--init", "models/stanford40_frames.pt", "--models", "models",
+    "hmdb51_frames": ["--frames", "data/frames", "--init", "models/stanford40_frames.pt", "--models", "models",
                  "--curves", "plots/training/hmdb51_frames"],
     "evaluate": ["--images", "data/images", "--frames", "data/frames", "--flow", "data/flow", "--models", "models",
                  "--metrics", "metrics", "--plots", "plots"],
@@ -154,7 +154,7 @@ def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 
 
 def spatial_model(path: Path, size: int) -> None:
-    """A Stanford40 frame model file, as train_spatial writes it (untrained)."""
+    """A Stanford40 frame model file, as stanford40_frames writes it (untrained)."""
     from twostream.checkpoint import checkpoint_meta, save_checkpoint
     from twostream.classes import NUM_CLASSES, STANFORD40_CLASSES
     from twostream.models import ModelSpec, build_model

@@ -29,13 +29,13 @@ def test_every_prepared_data_path_of_dvc_yaml_is_a_name_of_the_module():
             if directory in DIRECTORIES:
                 assert file in arrays.files(DIRECTORIES[directory]), f"stage {name}: {path} is not a name of arrays"
                 seen += 1
-    assert seen == 18  # finetune 4, train_flow 5, train_fusion 9: their train and val files one by one
+    assert seen == 18  # hmdb51_frames 4, hmdb51_flow 5, hmdb51_twostream 9: their train and val files one by one
 
 
 @pytest.mark.parametrize("stage, expected", [
-    ("finetune", [f"data/frames/{n}" for s in ("train", "val")
+    ("hmdb51_frames", [f"data/frames/{n}" for s in ("train", "val")
                   for n in (arrays.positions(s), manifest_name("hmdb51", s))]),
-    ("train_flow", [f"data/flow/{n}" for s in ("train", "val") for n in (arrays.flow(s), manifest_name("hmdb51", s))]
+    ("hmdb51_flow", [f"data/flow/{n}" for s in ("train", "val") for n in (arrays.flow(s), manifest_name("hmdb51", s))]
      + [f"data/flow/{arrays.FLOW_SETTINGS}"]),
 ])
 def test_training_stages_list_the_train_and_val_files_the_datasets_open(stage, expected):
@@ -44,9 +44,9 @@ def test_training_stages_list_the_train_and_val_files_the_datasets_open(stage, e
 
 
 def test_train_fusion_lists_both_streams_files():
-    listed = {p for p in _paths(STAGES["train_fusion"], "deps") if p.startswith(("data/frames/", "data/flow/"))}
-    assert listed == ({p for p in _paths(STAGES["finetune"], "deps") if p.startswith("data/frames/")}
-                      | {p for p in _paths(STAGES["train_flow"], "deps") if p.startswith("data/flow/")})
+    listed = {p for p in _paths(STAGES["hmdb51_twostream"], "deps") if p.startswith(("data/frames/", "data/flow/"))}
+    assert listed == ({p for p in _paths(STAGES["hmdb51_frames"], "deps") if p.startswith("data/frames/")}
+                      | {p for p in _paths(STAGES["hmdb51_flow"], "deps") if p.startswith("data/flow/")})
 
 
 def test_names_are_distinct_and_keep_their_on_disk_spelling():

@@ -73,7 +73,7 @@ def test_artifacts_get_from_a_remote_then_predict(tmp_path):
     torch.manual_seed(0)
     spec = ModelSpec("temporal", NUM_CLASSES, False, False)
     model = build_model(spec)
-    record = preprocess_meta("video", 32, flow=flow_settings(FlowParams("dis", True, 12)))
+    record = preprocess_meta("video", 32, flow=flow_settings(FlowParams("dis", 12, True)))
     save_checkpoint(repo / "models/hmdb51_flow.pt", model,
                     checkpoint_meta(spec, model, "hmdb51", HMDB51_CLASSES, 32, {}, preprocess=record), 1,
                     [{"train_accuracy": 0.1, "train_loss": 1.0, "val_accuracy": 0.1, "val_loss": 1.0}])

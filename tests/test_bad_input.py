@@ -94,7 +94,7 @@ def test_missing_input_file(ws):
 def test_model_file_that_does_not_load(ws):
     (ws / "models").mkdir()
     (ws / "models/stanford40_frames.pt").write_bytes(b"not a model")
-    line = failed(run_stage(ws, "finetune"))
+    line = failed(run_stage(ws, "hmdb51_frames"))
     assert line.startswith("error: models/stanford40_frames.pt: cannot load the model file (")
     assert line.endswith("); re-run the stage that trains it")
     assert sorted(p.name for p in (ws / "models").iterdir()) == ["stanford40_frames.pt"]
@@ -132,7 +132,7 @@ def test_pretrained_weights_not_cached_offline(ws):
     closed = "http://127.0.0.1:9"
     env = {**ENV, "TORCH_HOME": str(ws / "torch"), "https_proxy": closed, "HTTPS_PROXY": closed,
            "http_proxy": closed, "HTTP_PROXY": closed, "no_proxy": "", "NO_PROXY": ""}
-    proc = subprocess.run(command("train_spatial"), cwd=ws, env=env, capture_output=True, text=True, timeout=300,
+    proc = subprocess.run(command("stanford40_frames"), cwd=ws, env=env, capture_output=True, text=True, timeout=300,
                           check=False)
     line = failed(proc)
     cached = ws / "torch/hub/checkpoints/googlenet-1378be20.pth"
@@ -310,7 +310,7 @@ def test_file_size_limit_stops_pad_resize_in_one_line(ws):
 def test_file_size_limit_stops_a_training_stage_at_its_checkpoint(ws):
     (ws / "models").mkdir()
     (ws / "models/stanford40_frames.pt").write_bytes(b"the previous model")
-    line = failed(run_with_file_size_limit(ws, "train_spatial", 2 * 2**20))  # GoogLeNet's weights: 22 MB
+    line = failed(run_with_file_size_limit(ws, "stanford40_frames", 2 * 2**20))  # GoogLeNet's weights: 22 MB
     assert line == f"error: models/stanford40_frames.pt: {TOO_LARGE}"
     assert (ws / "models/stanford40_frames.pt").read_bytes() == b"the previous model"
     assert leftovers(ws) == []
@@ -354,13 +354,13 @@ def test_label_contradicting_its_class_stops_the_next_stage(ws):
 
 @pytest.mark.slow
 def test_label_out_of_range_stops_finetune_before_training(ws):
-    # it used to end finetune in an IndexError traceback from the loss, leaving a metrics.json of {}
+    # it used to end hmdb51_frames in an IndexError traceback from the loss, leaving a metrics.json of {}
     spatial_model(ws / "models/stanford40_frames.pt", 32)
     number, clip = manifest_row(ws, "data/frames/hmdb51_train.csv", 2)
     cls = pd.read_csv(ws / "data/frames/hmdb51_train.csv")["class"][2]
     edit_csv(ws / "data/frames/hmdb51_train.csv", 2, label=12)
     before = snapshot(ws)
-    line = failed(run_stage(ws, "finetune"))
+    line = failed(run_stage(ws, "hmdb51_frames"))
     expected = HMDB51_CLASSES.index(cls)
     assert line == (f"error: data/frames/hmdb51_train.csv:{number}: {clip}: label 12 is not an integer in 0..11 "
                     f"(class {cls} is {expected})")
@@ -467,10 +467,10 @@ INTERRUPTED = "error: interrupted (Ctrl-C); no partial output is left: run the s
 
 @pytest.mark.slow
 def test_ctrl_c_during_training_with_dataloader_workers(ws):
-    set_yaml(ws / "params.yaml", {"train_spatial.epochs": 50})
-    set_yaml(ws / "runtime.yaml", {"num_workers": 1})
+    set_yaml(ws / "params.yaml", {"stanford40_frames.epochs": 50})
+    set_yaml(ws / "runtime.yaml", {"loader_workers": 1})
     err = ws / ".stage.err"
-    proc = interrupt(ws, "train_spatial", lambda pid: "epoch 1/50" in err.read_text())
+    proc = interrupt(ws, "stanford40_frames", lambda pid: "epoch 1/50" in err.read_text())
     assert failed(proc, status=130) == INTERRUPTED
     assert not (ws / "models").exists() and not (ws / "plots").exists() and leftovers(ws) == []
 
@@ -495,7 +495,7 @@ def workers_started(count: int):
 @pytest.mark.parametrize("moment", ["workers starting", "workers working"])
 @needs_proc
 def test_ctrl_c_during_download_with_worker_processes(tmp_path, moment):
-    ws = workspace(tmp_path, BIGGER, {"processes": 2})
+    ws = workspace(tmp_path, BIGGER, {"prep_processes": 2})
     if moment == "workers starting":
         proc = interrupt(ws, "download", workers_started(2), delay=0.1)
     else:
@@ -507,7 +507,7 @@ def test_ctrl_c_during_download_with_worker_processes(tmp_path, moment):
 
 @needs_proc
 def test_ctrl_c_during_sample_frames_with_worker_processes(ws):
-    set_yaml(ws / "runtime.yaml", {"processes": 2})
+    set_yaml(ws / "runtime.yaml", {"prep_processes": 2})
     shutil.rmtree(ws / "data/frames")
     proc = interrupt(ws, "sample_frames", workers_started(2), delay=0.1)
     assert failed(proc, status=130) == INTERRUPTED

@@ -179,7 +179,7 @@ def test_preprocess_record_is_plain_data_that_loads_weights_only(tmp_path, train
     from twostream.params import FlowParams
 
     spec, model, _ = trained
-    write_json(tmp_path / "flow.json", flow_settings(FlowParams("raft_large", True, 12)))
+    write_json(tmp_path / "flow.json", flow_settings(FlowParams("raft_large", 12, True)))
     record = preprocess_meta("video", 64, "middle", read_flow_settings(tmp_path / "flow.json"))
     meta = checkpoint_meta(spec, model, "hmdb51", HMDB51_CLASSES, 64, {"seed": 0, "train": {"lr": 1e-3}},
                            position="middle", preprocess=record)

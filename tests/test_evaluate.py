@@ -180,7 +180,7 @@ def test_predict_dataset_keeps_the_order_and_all_samples():
     x = torch.randn(21, 4)
     labels = torch.arange(21) % 3
     model = nn.Linear(4, 3)
-    runtime = dataclasses.replace(load_runtime("runtime.yaml"), device="cpu", num_workers=0, progress=False)
+    runtime = dataclasses.replace(load_runtime("runtime.yaml"), device="cpu", loader_workers=0, progress=False)
     logits, got = predict_dataset(model, TensorDataset(x, labels), batch_size=8, runtime=runtime, amp=False)
     assert logits.shape == (21, 3) and got.tolist() == labels.tolist()  # a lone last sample is kept in evaluation
     with torch.no_grad():
@@ -200,7 +200,7 @@ class _PidDataset(torch.utils.data.Dataset):
 
 def test_evaluation_on_the_cpu_loads_in_this_process_whatever_num_workers_says():
     # make_loader(shuffle=False) on the CPU: a worker per test or val set cost more than it saved
-    runtime = dataclasses.replace(load_runtime("runtime.yaml"), device="cpu", num_workers=2, progress=False)
+    runtime = dataclasses.replace(load_runtime("runtime.yaml"), device="cpu", loader_workers=2, progress=False)
     identity = nn.Linear(1, 1)
     with torch.no_grad():
         identity.weight.fill_(1.0)

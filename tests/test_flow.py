@@ -319,15 +319,15 @@ def test_unknown_device_and_method():
 def test_flow_settings_record_only_what_the_method_uses_and_round_trip():
     from twostream.flow import DIS_PRESET, FARNEBACK, FLOW_SAMPLING, flow_params_of, flow_settings
 
-    dis = flow_settings(FlowParams("dis", True, 12))
+    dis = flow_settings(FlowParams("dis", 12, True))
     assert dis == {"method": "dis", "frames": FLOW_FRAMES, "sampling": FLOW_SAMPLING, "pretrained": None,
                    "raft_updates": None, "weights": None, "opencv": {"dis_preset": int(DIS_PRESET)}}
-    assert dis == flow_settings(FlowParams("dis", False, 3))  # raft settings do not change DIS flow
+    assert dis == flow_settings(FlowParams("dis", 3, False))  # raft settings do not change DIS flow
     assert flow_params_of(dis).method == "dis"
-    raft = flow_settings(FlowParams("raft_large", True, 12))
+    raft = flow_settings(FlowParams("raft_large", 12, True))
     assert raft["weights"] == "Raft_Large_Weights.C_T_SKHT_V2" and raft["raft_updates"] == 12
-    assert flow_params_of(raft) == FlowParams("raft_large", True, 12)
-    assert flow_settings(FlowParams("raft_small", False, 2))["weights"] == "random (seed 0)"
+    assert flow_params_of(raft) == FlowParams("raft_large", 12, True)
+    assert flow_settings(FlowParams("raft_small", 2, False))["weights"] == "random (seed 0)"
     with pytest.raises(ValueError, match="RAFT weights Raft_Large_Weights.C_T_V1"):
         flow_params_of({**raft, "weights": "Raft_Large_Weights.C_T_V1"})
     with pytest.raises(ValueError, match="flow frames chosen as 7 frames"):
@@ -337,7 +337,7 @@ def test_flow_settings_record_only_what_the_method_uses_and_round_trip():
     # flow from another DIS preset or other Farneback parameters is other flow: refused
     with pytest.raises(ValueError, match="dis flow computed with OpenCV settings"):
         flow_params_of({**dis, "opencv": {"dis_preset": int(DIS_PRESET) + 1}})
-    farneback = flow_settings(FlowParams("farneback", True, 12))
+    farneback = flow_settings(FlowParams("farneback", 12, True))
     assert farneback["opencv"]["winsize"] == FARNEBACK["winsize"] and flow_params_of(farneback).method == "farneback"
     with pytest.raises(ValueError, match="farneback flow computed with OpenCV settings"):
         flow_params_of({**farneback, "opencv": {**farneback["opencv"], "winsize": 21}})

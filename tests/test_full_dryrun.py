@@ -24,7 +24,7 @@ DRYRUN_TIMEOUT = 3600  # seconds
 # generated split lists), and time (size, clip length, epochs, RAFT updates).
 DRYRUN_KEYS = {"data.source", "split.lists", "data.synthetic.images_per_class", "data.synthetic.videos_per_class",
                "data.synthetic.min_frames", "data.synthetic.max_frames", "flow.raft_updates",
-               "train_spatial.epochs", "finetune.epochs", "train_flow.epochs", "train_fusion.epochs",
+               "stanford40_frames.epochs", "hmdb51_frames.epochs", "hmdb51_flow.epochs", "hmdb51_twostream.epochs",
                "video_test.clips"}
 
 
@@ -71,7 +71,7 @@ def test_every_stage_runs_the_full_setting(dryrun):
     params = read_yaml(dest / "params.yaml")  # the experiment's params, as dvc exp run applied them
     assert (params["image"]["size"], params["flow"]["method"], params["model"]["pretrained"]) == (
         224, "raft_large", "imagenet")
-    assert params["train_spatial"]["lr"] == 1e-4 and params["augment"]["rotation_degrees"] == 15.0
+    assert params["stanford40_frames"]["lr"] == 1e-4 and params["augment"]["rotation_degrees"] == 15.0
 
 
 @pytest.mark.fullsetting

@@ -165,15 +165,15 @@ def test_stage_commands_follow_dvc_yaml(tmp_path):
         assert argv[0] == sys.executable and argv[-4:] == ["--params", str(tmp_path / "p.yaml"), "--runtime",
                                                             str(tmp_path / "r.yaml")]
         assert not [a for a in argv if a.startswith(("data/", "models/", "metrics", "plots")) or "${" in a], argv
-    fusion = dict(commands)["train_fusion"]
+    fusion = dict(commands)["hmdb51_twostream"]
     assert fusion[fusion.index("--spatial") + 1] == str(tmp_path / "models" / "hmdb51_frames" / "middle.pt")
 
 
 def test_timings_from_a_stage_log():
-    log = """2026-01-01 10:00:00,000 INFO twostream.train: finetune: 5612204 parameters, 108 train / 12 val samples
+    log = """2026-01-01 10:00:00,000 INFO twostream.train: hmdb51_frames: 5612204 parameters, 108 train / 12 val samples
 2026-01-01 10:00:05,000 INFO twostream.train: epoch 1/2 lr 1.00e-04 train loss 2.5 acc 0.1 | val loss 2.5 acc 0.0
 2026-01-01 10:00:07,250 INFO twostream.train: epoch 2/2 lr 1.00e-04 train loss 2.5 acc 0.1 | val loss 2.5 acc 0.0
-2026-01-01 10:00:09,000 INFO twostream.train: finetune: 5612204 parameters, 108 train / 12 val samples
+2026-01-01 10:00:09,000 INFO twostream.train: hmdb51_frames: 5612204 parameters, 108 train / 12 val samples
 2026-01-01 10:00:13,000 INFO twostream.train: epoch 1/2 lr 1.00e-04 train loss 2.5 acc 0.1 | val loss 2.5 acc 0.0
 2026-01-01 10:00:14,500 INFO twostream.train: epoch 2/2 lr 1.00e-04 train loss 2.5 acc 0.1 | val loss 2.5 acc 0.0
 2026-01-01 10:01:00,000 INFO twostream.flow: flow: method raft_large on cuda, 96 videos of 224 px in 3.5 s (27.4 videos/s)
@@ -230,15 +230,15 @@ def test_smoke_run_times_and_projects_every_stage(smoke):
     stages = {r["stage"]: r for r in result["stages"]}
     assert list(stages) == list(read_yaml(ROOT / "dvc.yaml")["stages"])
     assert all(r["status"] == "ok" and r["seconds"] > 0 for r in stages.values())
-    for name in ("pad_resize", "sample_frames", "flow", "train_spatial", "finetune", "train_flow", "train_fusion",
+    for name in ("pad_resize", "sample_frames", "flow", "stanford40_frames", "hmdb51_frames", "hmdb51_flow", "hmdb51_twostream",
                  "evaluate"):
         assert stages[name]["scale"] > 1 and stages[name]["projected_s"] > 0, stages[name]
-    assert len(stages["finetune"]["epoch_s"]) == 5 and stages["flow"]["compute_s"] > 0
+    assert len(stages["hmdb51_frames"]["epoch_s"]) == 5 and stages["flow"]["compute_s"] > 0
     assert stages["download"]["projected_s"] is None
     assert stages["flow"]["real_items"] == 1200 + 3600  # 1,200 clips' stacks and 10 test clips of 360 videos
-    assert stages["train_spatial"]["scale"] == pytest.approx(
-        21 * (3192 + 360) / stages["train_spatial"]["items"], rel=1e-3)
-    for name in ("train_spatial", "finetune", "train_flow", "train_fusion"):
+    assert stages["stanford40_frames"]["scale"] == pytest.approx(
+        21 * (3192 + 360) / stages["stanford40_frames"]["items"], rel=1e-3)
+    for name in ("stanford40_frames", "hmdb51_frames", "hmdb51_flow", "hmdb51_twostream"):
         assert stages[name]["floor_s"] > 0 and stages[name]["ratio_to_floor"] > 0
     assert stages["flow"]["floor_s"] is None  # the smoke's stages use DIS flow: no RAFT floor to compare with
     projection = result["projection"]
@@ -251,7 +251,7 @@ def test_smoke_run_writes_a_summary_and_imports_only_the_image_and_the_wheels(sm
     out, result, proc = smoke
     text = (out / "gpu_check.txt").read_text()
     assert text.startswith("twostream GPU check (smoke): ")
-    for needle in ("flow_batch_size    8:", "fusion   batch    4 bf16:", "train_spatial", "projected full setting",
+    for needle in ("flow_batch_size    8:", "fusion   batch    4 bf16:", "stanford40_frames", "projected full setting",
                    "targets: flow"):
         assert needle in text
     assert proc.stdout.endswith(text) and "Running stage" not in text  # the summary, also on stdout
@@ -284,13 +284,13 @@ def test_floors_use_raw_raft_and_the_stages_batch(tmp_path):
         raw = run.full_params(stage_run=True)
         floors = run.floors({"flow": 4800}, raw)
         assert floors["flow"] == pytest.approx(4800 * 8 / 800)
-        assert floors["train_spatial"] == pytest.approx(21 * 3192 / 1500)
-        assert floors["finetune"] == pytest.approx(11 * 5 * 756 / 1500)
-        assert floors["train_flow"] == pytest.approx(21 * 756 / 2000)
-        assert floors["train_fusion"] == pytest.approx(6 * 756 / 500)
+        assert floors["stanford40_frames"] == pytest.approx(21 * 3192 / 1500)
+        assert floors["hmdb51_frames"] == pytest.approx(11 * 5 * 756 / 1500)
+        assert floors["hmdb51_flow"] == pytest.approx(21 * 756 / 2000)
+        assert floors["hmdb51_twostream"] == pytest.approx(6 * 756 / 500)
         assert run.result["projection_floor"] == {"precision": "fp32", "batch": 32}
         assert flat_value(raw, "data.synthetic.videos_per_class") == 15 and flat_value(raw, "image.size") == 224
-        assert flat_value(raw, "train_flow.epochs") == gpu_check.REDUCED_EPOCHS
+        assert flat_value(raw, "hmdb51_flow.epochs") == gpu_check.REDUCED_EPOCHS
     finally:
         run.close()
 

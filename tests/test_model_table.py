@@ -14,7 +14,7 @@ def test_every_training_stage_trains_one_model():
     assert [m.name for m in MODELS] == ["stanford40_frames", "hmdb51_frames", "hmdb51_flow", "hmdb51_twostream",
                                         "hmdb51_late_fusion"]
     assert TRAINED == MODELS[:4]  # every reported model but the late fusion is trained by a stage
-    assert BY_STAGE["train_fusion"].inputs == ("frames", "flow") and BY_STAGE["train_flow"].inputs == ("flow",)
+    assert BY_STAGE["hmdb51_twostream"].inputs == ("frames", "flow") and BY_STAGE["hmdb51_flow"].inputs == ("flow",)
     assert all(m.kind in MODEL_KINDS for m in TRAINED)
 
 

@@ -35,7 +35,7 @@ def mutate(raw, dotted, value=None, delete=False):
 def test_committed_params_are_valid():
     params = load_params("params.yaml")
     assert params.data.source == "synthetic"
-    assert params.stage("train_flow").augment is True  # the demo translates flow stacks (the seed does not)
+    assert params.stage("hmdb51_flow").augment is True  # the demo translates flow stacks (the seed does not)
 
 
 def test_constants():
@@ -52,7 +52,7 @@ def test_constants():
     ("split.test_fraction", 1.5, "split.test_fraction: must be a fraction in (0, 1)"),
     ("split.val_fraction", 0, "split.val_fraction: must be a fraction in (0, 1)"),
     ("frames.position", "centre", "frames.position: 'centre' is not one of first, first_middle, middle"),
-    ("train_spatial.epochs", 2.5, "train_spatial.epochs: must be an integer"),
+    ("stanford40_frames.epochs", 2.5, "stanford40_frames.epochs: must be an integer"),
     ("train.amp", "yes", "train.amp: must be true or false"),
     ("data.synthetic.max_frames", 10, "data.synthetic.max_frames: must be >= min_frames"),
     ("augment.color_jitter", [0.4, 0.4], "augment.color_jitter: must be [brightness, contrast, saturation, hue]"),
@@ -68,7 +68,7 @@ def test_bad_value_names_the_key(raw, dotted, value, message):
     assert message in str(err.value)
 
 
-@pytest.mark.parametrize("dotted", ["train.device", "train.num_workers", "train.pin_memory", "flow.device",
+@pytest.mark.parametrize("dotted", ["train.device", "train.loader_workers", "train.pin_memory", "flow.device",
                                     "flow.batch_size", "data.real", "split.hmdb51_split"])
 def test_runtime_and_renamed_keys_are_not_params(raw, dotted):
     """How a stage runs lives in runtime.yaml; the old keys are now unknown to params.yaml."""
@@ -87,8 +87,8 @@ def test_missing_key_is_rejected(raw):
 
 
 def test_int_is_accepted_for_float(raw):
-    params = parse_params(mutate(raw, "train_spatial.lr", 1))
-    assert params.train_spatial.lr == 1.0 and isinstance(params.train_spatial.lr, float)
+    params = parse_params(mutate(raw, "stanford40_frames.lr", 1))
+    assert params.stanford40_frames.lr == 1.0 and isinstance(params.stanford40_frames.lr, float)
 
 
 def test_error_names_the_file(tmp_path, raw):
@@ -111,8 +111,8 @@ def test_unknown_training_stage(raw):
 @pytest.mark.parametrize("changes, message", [
     ({"image.size": 100}, "image.size: must be a multiple of 32"),
     ({"image.size": 96, "flow.method": "raft_large"}, "image.size: torchvision's RAFT needs frames of at least 128 px"),
-    ({"train.schedule": "cyclic", "train_fusion.lr": 1e-5},
-     "train.cyclic.base_lr: must be below every stage's lr (the first cycle's peak); train_fusion.lr is 1e-05"),
+    ({"train.schedule": "cyclic", "hmdb51_twostream.lr": 1e-5},
+     "train.cyclic.base_lr: must be below every stage's lr (the first cycle's peak); hmdb51_twostream.lr is 1e-05"),
 ])
 def test_inconsistent_params_fail_before_any_stage_runs(raw, changes, message):
     for dotted, value in changes.items():
@@ -148,7 +148,7 @@ def test_params_with_lr_1e_minus_3_validate(tmp_path):
     path.write_text(text.replace("  lr: 1.0e-3\n", "  lr: 1e-3\n", 1))
     assert "lr: 1e-3" in path.read_text()
     params = load_params(path)
-    assert params.train_spatial.lr == 1e-3 and isinstance(params.train_spatial.lr, float)
+    assert params.stanford40_frames.lr == 1e-3 and isinstance(params.stanford40_frames.lr, float)
 
 
 # ----------------------------------------------------------------------------- runtime.yaml
@@ -165,26 +165,26 @@ def test_committed_runtime_is_valid():
 
 def test_cpu_processes():
     runtime = load_runtime("runtime.yaml")
-    assert dataclasses.replace(runtime, processes=3).cpu_processes() == 3
-    assert dataclasses.replace(runtime, processes=0).cpu_processes() == usable_cpus()
+    assert dataclasses.replace(runtime, prep_processes=3).cpu_processes() == 3
+    assert dataclasses.replace(runtime, prep_processes=0).cpu_processes() == usable_cpus()
 
 
 @pytest.mark.parametrize("dotted, value, message", [
     ("device", "tpu", "device: 'tpu' is not one of auto, cpu, cuda"),
-    ("nproc", 0, "nproc: must be > 0"),
-    ("num_workers", -1, "num_workers: must be >= 0"),
+    ("torchrun_processes", 0, "torchrun_processes: must be > 0"),
+    ("loader_workers", -1, "loader_workers: must be >= 0"),
     ("flow_batch_size", 0, "flow_batch_size: must be > 0"),
-    ("processes", -2, "processes: must be >= 0"),
+    ("prep_processes", -2, "prep_processes: must be >= 0"),
     ("pin_memory", "yes", "pin_memory: must be true or false"),
     ("downloads.cache_dir", "  ", "downloads.cache_dir: must not be empty"),
     ("downloads.hmdb51_splits_url", "", "downloads.hmdb51_splits_url: must not be empty"),
     ("downloads.mirror", "x", "downloads.mirror: unknown key"),
     ("seed", 0, "seed: unknown key"),
     # sizes that bound the work
-    ("nproc", 1000, "nproc: must be <= 64 (training processes on this machine), got 1000"),
-    ("num_workers", 65, "num_workers: must be <= 64 (DataLoader workers per process), got 65"),
+    ("torchrun_processes", 1000, "torchrun_processes: must be <= 64 (training processes on this machine), got 1000"),
+    ("loader_workers", 65, "loader_workers: must be <= 64 (DataLoader workers per process), got 65"),
     ("flow_batch_size", 10**6, "flow_batch_size: must be <= 256"),
-    ("processes", 257, "processes: must be <= 256 (data-preparation worker processes), got 257"),
+    ("prep_processes", 257, "prep_processes: must be <= 256 (data-preparation worker processes), got 257"),
 ])
 def test_bad_runtime_names_the_file_and_key(tmp_path, raw_runtime, dotted, value, message):
     path = tmp_path / "runtime.yaml"

@@ -73,7 +73,7 @@ def test_failed_or_finished_training_leaves_no_duplicate_summary(repo):
 
 def test_runtime_settings_rerun_nothing(repo):
     dest = repo[0]
-    set_yaml(dest / "runtime.yaml", {"num_workers": 0, "pin_memory": True, "device": "cpu", "processes": 1,
+    set_yaml(dest / "runtime.yaml", {"loader_workers": 0, "pin_memory": True, "device": "cpu", "prep_processes": 1,
                                      "flow_batch_size": 4})
     try:
         assert "Data and pipelines are up to date" in dvc(repo, "status")
@@ -90,7 +90,7 @@ def test_same_inputs_give_the_same_bytes(repo):
     lock = (dest / "dvc.lock").read_text()
     model = md5(dest / "models" / "hmdb51_flow.pt")
     curves = {p: md5(p) for p in (dest / "plots" / "training" / "hmdb51_flow").rglob("*.tsv")}
-    for stage in ("flow", "train_flow"):
+    for stage in ("flow", "hmdb51_flow"):
         output = dvc(repo, "repro", "-f", "-s", stage)
         assert stages_run(output) == {stage}
         assert (dest / "dvc.lock").read_text() == lock, f"forced {stage} changed an output's md5"
@@ -125,7 +125,7 @@ def test_changing_flow_method_reruns_only_flow_and_what_depends_on_it(repo):
         status = dvc(repo, "status")
         assert set(re.findall(r"^([\w@]+):", status, re.M)) == {"check_params", "flow"}
         output = dvc(repo, "repro")
-        assert stages_run(output) == {"check_params", "flow", "train_flow", "train_fusion", "evaluate"}
+        assert stages_run(output) == {"check_params", "flow", "hmdb51_flow", "hmdb51_twostream", "evaluate"}
     finally:
         set_yaml(dest / "params.yaml", {"flow.method": "dis"})
     assert stages_run(dvc(repo, "repro")) == {"check_params"}  # back to dis: everything else restored
@@ -170,7 +170,7 @@ def test_changing_frame_position_retrains_only_the_fusion(repo):
     set_yaml(dest / "params.yaml", {"frames.position": "last"})
     try:
         output = dvc(repo, "repro")
-        assert stages_run(output) == {"check_params", "train_fusion", "evaluate"}, \
+        assert stages_run(output) == {"check_params", "hmdb51_twostream", "evaluate"}, \
             "the five frame models are trained once"
         others = {"first", "first_middle", "middle", "middle_last"}  # the study: every position but frames.position
         study = json.loads((dest / "metrics" / "frame_positions.json").read_text())
@@ -182,7 +182,7 @@ def test_changing_frame_position_retrains_only_the_fusion(repo):
 
 @pytest.mark.parametrize("text, message", [
     ("imgae:\n  size: 64\n", "params.yaml: imgae: unknown key"),
-    ("train_spatial:\n  lr: [1]\n", "params.yaml: train_spatial.lr: must be a number"),
+    ("stanford40_frames:\n  lr: [1]\n", "params.yaml: stanford40_frames.lr: must be a number"),
 ])
 def test_bad_params_fail_repro_even_when_no_stage_would_run(repo, text, message):
     dest = repo[0]
@@ -211,14 +211,14 @@ def test_yaml_1_2_floats_are_read_as_dvc_reads_them(repo):
     dest = repo[0]
     dvc(repo, "repro")
     original = (dest / "params.yaml").read_text()
-    text = re.sub(r"(train_fusion:\n(?:  .*\n)*?  lr: )\S+", r"\g<1>1e-3", original)
+    text = re.sub(r"(hmdb51_twostream:\n(?:  .*\n)*?  lr: )\S+", r"\g<1>1e-3", original)
     assert text != original
     (dest / "params.yaml").write_text(text)
     try:
         output = dvc(repo, "repro")
-        assert {"check_params", "train_fusion"} <= stages_run(output)
+        assert {"check_params", "hmdb51_twostream"} <= stages_run(output)
         lock = yaml.safe_load((dest / "dvc.lock").read_text())
-        assert lock["stages"]["train_fusion"]["params"]["params.yaml"]["train_fusion"]["lr"] == 0.001
+        assert lock["stages"]["hmdb51_twostream"]["params"]["params.yaml"]["hmdb51_twostream"]["lr"] == 0.001
     finally:
         (dest / "params.yaml").write_text(original)
     dvc(repo, "repro")
@@ -258,10 +258,10 @@ def test_experiments_and_metrics_diff_across_commits(repo):
     low, high = late["test"]["accuracy_ci95"]
     assert 0 <= low <= accuracy["hmdb51_late_fusion"] <= high <= 1
 
-    dvc(repo, "exp", "run", "-n", "longer", "-S", "train_fusion.epochs=2")
+    dvc(repo, "exp", "run", "-n", "longer", "-S", "hmdb51_twostream.epochs=2")
     experiment = find_named(json.loads(dvc(repo, "exp", "show", "--json")), "longer")
     assert experiment is not None
-    assert experiment["data"]["params"]["params.yaml"]["data"]["train_fusion"]["epochs"] == 2
+    assert experiment["data"]["params"]["params.yaml"]["data"]["hmdb51_twostream"]["epochs"] == 2
     assert experiment["data"]["metrics"]["metrics/hmdb51_twostream.json"]["data"]["epochs"] == 2
 
     git(repo, "add", "-A")
@@ -269,7 +269,7 @@ def test_experiments_and_metrics_diff_across_commits(repo):
     diff = dvc(repo, "metrics", "diff", "HEAD~1", "HEAD", "--json")
     changed = json.loads(diff[diff.index("{"):])
     assert changed["metrics/hmdb51_twostream.json"]["epochs"]["diff"] == 1
-    set_yaml(dest / "params.yaml", {"train_fusion.epochs": 1})
+    set_yaml(dest / "params.yaml", {"hmdb51_twostream.epochs": 1})
     dvc(repo, "repro")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "back to one fusion epoch")
@@ -291,7 +291,7 @@ def test_exp_show_is_readable(repo):
     own = {"Experiment", "rev", "typ", "Created", "parent", "State", "Executor"}
     first = [h for h in header if h not in own][:4]
     assert first == ["stanford40_frames", "hmdb51_frames", "hmdb51_flow", "hmdb51_twostream"], header[:12]
-    assert not any(h.startswith(("nproc", "num_workers", "device", "downloads")) for h in header)
+    assert not any(h.startswith(("torchrun_processes", "loader_workers", "device", "downloads")) for h in header)
     assert any("video_accuracy" in h for h in header)  # video-level accuracy: metric names with "video"
     # no figure twice: the test accuracy of a model appears in one file only
     accuracy = json.loads((dest / "metrics" / "accuracy.json").read_text())

@@ -27,14 +27,14 @@ from helpers import ENV, command, ok, workspace, write_avi, write_textured_avi
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-PARAMS = {"train_flow.epochs": 1, "train_fusion.epochs": 1, "video_test.clips": 3}
+PARAMS = {"hmdb51_flow.epochs": 1, "hmdb51_twostream.epochs": 1, "video_test.clips": 3}
 STAGES = [
     ("check_params",), ("download",), ("split",), ("pad_resize",), ("sample_frames",),
     ("flow", "--frames", "data/frames", "--out", "data/flow"),
-    ("train_spatial",),
-    ("finetune", "+", "--positions", "middle"),
-    ("train_flow", "--flow", "data/flow", "--out", "models/hmdb51_flow.pt", "--curves", "plots/flow"),
-    ("train_fusion", "--frames", "data/frames", "--flow", "data/flow", "--spatial", "models/hmdb51_frames/middle.pt",
+    ("stanford40_frames",),
+    ("hmdb51_frames", "+", "--positions", "middle"),
+    ("hmdb51_flow", "--flow", "data/flow", "--out", "models/hmdb51_flow.pt", "--curves", "plots/flow"),
+    ("hmdb51_twostream", "--frames", "data/frames", "--flow", "data/flow", "--spatial", "models/hmdb51_frames/middle.pt",
      "--temporal", "models/hmdb51_flow.pt", "--out", "models/hmdb51_twostream.pt", "--curves", "plots/fusion"),
 ]
 MODELS = {"hmdb51_frames": ["models/hmdb51_frames/middle.pt"], "hmdb51_flow": ["models/hmdb51_flow.pt"],

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from twostream.classes import HMDB51_CLASSES, STANFORD40_CLASSES
-from twostream.data.render import DESIGNED_PAIRS
+from twostream.classes import DESIGNED_PAIRS
 from twostream.errors import InputError, MissingInputError
 from twostream.evaluate import metrics_files
 from twostream.model_table import MODELS, TRAINED, VIDEO_MODELS

@@ -30,7 +30,7 @@ from twostream.params import load_runtime
 from twostream.train import check_batch_split, make_loader, validate
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNTIME = dataclasses.replace(load_runtime(ROOT / "runtime.yaml"), device="cpu", num_workers=0, pin_memory=False,
+RUNTIME = dataclasses.replace(load_runtime(ROOT / "runtime.yaml"), device="cpu", loader_workers=0, pin_memory=False,
                               progress=False)
 
 
@@ -102,7 +102,7 @@ def test_ddp_each_process_loads_its_share_of_every_global_batch(monkeypatch):
 def test_ddp_batch_must_split_evenly():
     check_batch_split(32, 4)
     with pytest.raises(ParamsError, match=r"train.batch_size \(32\) is not divisible by the 3 training processes "
-                                          r"\(runtime.yaml nproc"):
+                                          r"\(runtime.yaml torchrun_processes"):
         check_batch_split(32, 3)
 
 
@@ -110,8 +110,8 @@ def test_ddp_launcher_reads_nproc_from_the_stage_runtime_file():
     assert launch.runtime_file(["--flow", "x"]) == "runtime.yaml"
     assert launch.runtime_file(["--runtime", "r.yaml", "--out", "m"]) == "r.yaml"
     assert launch.runtime_file(["--runtime=s.yaml"]) == "s.yaml"
-    assert launch.torchrun_args(4, "stages/train_flow.py", ["--flow", "data/flow"]) == [
-        "--standalone", "--nproc_per_node=4", "stages/train_flow.py", "--flow", "data/flow"]
+    assert launch.torchrun_args(4, "stages/hmdb51_flow.py", ["--flow", "data/flow"]) == [
+        "--standalone", "--nproc_per_node=4", "stages/hmdb51_flow.py", "--flow", "data/flow"]
     assert launch.exit_status([1, -15]) == 1 and launch.exit_status([-15, 130]) == 130
 
 
@@ -147,7 +147,7 @@ sys.exit(int(os.environ.get("EXIT", "0")))
 def test_ddp_launcher_with_one_process_runs_plain_python(tmp_path):
     script = tmp_path / "show.py"
     script.write_text(SHOW_WORLD)
-    runtime = runtime_file(tmp_path / "r.yaml", nproc=1)
+    runtime = runtime_file(tmp_path / "r.yaml", torchrun_processes=1)
     proc = python("-m", "twostream.launch", script, "--runtime", runtime, "--x", "1", EXIT="3")
     assert proc.returncode == 3  # the script's own status: the launcher replaced itself with it
     assert proc.stdout == f"world None argv ['--runtime', '{runtime}', '--x', '1']\n"
@@ -173,18 +173,18 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 from twostream import distributed
-from twostream.params import StageTrainParams, load_params, load_runtime
+from twostream.params import StageTrainParams, StepParams, load_params, load_runtime
 from twostream.train import fit, make_loader, seed_everything
 
 params = load_params({root!r} + "/params.yaml")
-runtime = dataclasses.replace(load_runtime({root!r} + "/runtime.yaml"), device="cpu", num_workers=0, progress=False)
+runtime = dataclasses.replace(load_runtime({root!r} + "/runtime.yaml"), device="cpu", loader_workers=0, progress=False)
 
 def data(n, seed):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, 8, generator=g)
     return TensorDataset(x, (x[:, 0] > 0).long() + 2 * (x[:, 1] > 0).long())
 
-stage = StageTrainParams(epochs=4, lr=1e-2, warmup_epochs=0, step_size=2, gamma=0.5, augment=False)
+stage = StageTrainParams(epochs=4, lr=1e-2, augment=False, step=StepParams(warmup_epochs=0, step_size=2, gamma=0.5))
 with distributed.process_group("cpu") as device:
     seed_everything(0)
     model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))  # no BatchNorm, no dropout
@@ -239,7 +239,7 @@ run_stage(main, stage_parser(None))
 def test_ddp_a_failing_process_ends_the_run_with_one_line_each(tmp_path):
     script = tmp_path / "stage.py"
     script.write_text(FAILING_STAGE)
-    runtime = runtime_file(tmp_path / "r.yaml", nproc=2)
+    runtime = runtime_file(tmp_path / "r.yaml", torchrun_processes=2)
     proc = python("-m", "twostream.launch", script, "--runtime", runtime)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr, proc.stderr
@@ -270,7 +270,7 @@ run_stage(main, stage_parser(None))
 def test_ddp_ctrl_c_stops_every_process_with_status_130(tmp_path):
     script = tmp_path / "stage.py"
     script.write_text(SLEEPING_STAGE)
-    runtime = runtime_file(tmp_path / "r.yaml", nproc=2)
+    runtime = runtime_file(tmp_path / "r.yaml", torchrun_processes=2)
     proc = subprocess.Popen([sys.executable, "-m", "twostream.launch", str(script), "--runtime", str(runtime)],
                             cwd=ROOT, env=env(), stderr=subprocess.PIPE, text=True, start_new_session=True,
                             preexec_fn=terminal_sigint)
@@ -318,7 +318,7 @@ def write_flow_frames(root: Path, size: int, counts: dict[str, int]) -> Path:
     return frames
 
 
-def flow_run(tmp_path, method, size, nproc, counts):
+def flow_run(tmp_path, method, size, torchrun_processes, counts):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["image"]["size"] = size
     params["flow"].update(method=method, pretrained=False, raft_updates=2)
@@ -326,8 +326,8 @@ def flow_run(tmp_path, method, size, nproc, counts):
     frames = tmp_path / "frames"
     if not frames.exists():
         write_flow_frames(tmp_path, size, counts)
-    runtime = runtime_file(tmp_path / f"runtime{nproc}.yaml", nproc=nproc, flow_batch_size=3)
-    out = tmp_path / f"flow{nproc}"
+    runtime = runtime_file(tmp_path / f"runtime{torchrun_processes}.yaml", torchrun_processes=torchrun_processes, flow_batch_size=3)
+    out = tmp_path / f"flow{torchrun_processes}"
     started = time.perf_counter()
     proc = python("-m", "twostream.launch", ROOT / "stages" / "flow.py", "--frames", frames, "--out", out,
                   "--params", tmp_path / "params.yaml", "--runtime", runtime)
@@ -399,21 +399,21 @@ def outputs(dest):
 
 def val_set(dest, stage):
     flow = dest / "data" / "flow"
-    if stage == "train_flow":
+    if stage == "hmdb51_flow":
         return FlowDataset(hmdb51_subset(None, flow, "val"))
     return TwoStreamDataset(hmdb51_subset(dest / "data" / "frames", flow, "val"), None, "middle")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stage, model", [("train_flow", "hmdb51_flow"), ("train_fusion", "hmdb51_twostream")])
+@pytest.mark.parametrize("stage, model", [("hmdb51_flow", "hmdb51_flow"), ("hmdb51_twostream", "hmdb51_twostream")])
 def test_ddp_training_stage_runs_on_two_processes_in_dvc_repro(results, stage, model):
     dest = results[0]
     path = dest / "models" / f"{model}.pt"
     one = load_checkpoint(path)
     before = outputs(dest)
-    set_yaml(dest / "runtime.yaml", {"nproc": 2})
+    set_yaml(dest / "runtime.yaml", {"torchrun_processes": 2})
     try:
-        assert "Data and pipelines are up to date" in dvc(results, "status")  # nproc re-runs nothing
+        assert "Data and pipelines are up to date" in dvc(results, "status")  # torchrun_processes re-runs nothing
         output = dvc(results, "repro", "-f", "-s", stage)
         assert stages_run(output) == {stage}
         assert f"{stage}: " in output and "2 process(es)" in output, output[-3000:]
@@ -431,7 +431,7 @@ def test_ddp_training_stage_runs_on_two_processes_in_dvc_repro(results, stage, m
         # the same training, split: params, epochs and schedule as on one process. The figures differ:
         # on the CPU each process normalises with the BatchNorm statistics of its half of every batch
         # (SyncBatchNorm is GPU-only), which after one tiny epoch moves the val loss a lot (measured:
-        # train_flow 6.74 on one process, 3.58 on two; accuracy 1/12 both). Without BatchNorm they
+        # hmdb51_flow 6.74 on one process, 3.58 on two; accuracy 1/12 both). Without BatchNorm they
         # agree to 1e-6: test_ddp_fit_on_two_processes_matches_one_process.
         assert two["params"] == one["params"] and two["epochs"] == one["epochs"]
         assert [h["lr"] for h in two["history"]] == [h["lr"] for h in one["history"]]
@@ -445,22 +445,22 @@ def test_queue_runs_two_experiments_in_parallel(results):
     temporary copy of the repository, with the workspace's runtime.yaml (here 2 processes per training
     stage) and the stages' relative paths; both end up in `dvc exp show` with their own params and metrics."""
     dest = results[0]
-    set_yaml(dest / "runtime.yaml", {"nproc": 2})
+    set_yaml(dest / "runtime.yaml", {"torchrun_processes": 2})
     try:
-        queued = dvc(results, "exp", "run", "--queue", "-S", "train_fusion.epochs=2,3")
+        queued = dvc(results, "exp", "run", "--queue", "-S", "hmdb51_twostream.epochs=2,3")
         assert queued.count("Queued experiment") == 2, queued
         output = dvc(results, "exp", "run", "--run-all", "-j", "2")
-        assert output.count("Running stage 'train_fusion'") == 2 and "2 process(es)" in output, output[-3000:]
+        assert output.count("Running stage 'hmdb51_twostream'") == 2 and "2 process(es)" in output, output[-3000:]
         assert "Failed to reproduce" not in output
         shown = json.loads(dvc(results, "exp", "show", "--json"))
         found = {}
         for epochs in (2, 3):
             experiment = next((e for e in _experiments(shown) if e["data"]["params"]["params.yaml"]["data"]
-                               ["train_fusion"]["epochs"] == epochs), None)
-            assert experiment is not None, f"no experiment with train_fusion.epochs={epochs}"
+                               ["hmdb51_twostream"]["epochs"] == epochs), None)
+            assert experiment is not None, f"no experiment with hmdb51_twostream.epochs={epochs}"
             metrics = experiment["data"]["metrics"]
             assert metrics["metrics/hmdb51_twostream.json"]["data"]["epochs"] == epochs
-            assert metrics["metrics/hmdb51_flow.json"]["data"]["epochs"] == TINY["train_flow.epochs"]  # restored
+            assert metrics["metrics/hmdb51_flow.json"]["data"]["epochs"] == TINY["hmdb51_flow.epochs"]  # restored
             found[epochs] = experiment["name"]
         assert len(set(found.values())) == 2
         assert "Queued" not in dvc(results, "queue", "status")

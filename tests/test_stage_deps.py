@@ -60,7 +60,7 @@ def test_closure_follows_function_level_and_package_imports(tmp_path):
 
 
 def test_training_code_does_not_import_evaluation_code():
-    for stage in ("train_spatial", "finetune", "train_flow", "train_fusion"):
+    for stage in ("stanford40_frames", "hmdb51_frames", "hmdb51_flow", "hmdb51_twostream"):
         deps = stage_deps.code_deps(STAGES[stage][0])
         assert "twostream/evaluate.py" not in deps and "twostream/plots.py" not in deps, stage
 

@@ -14,9 +14,10 @@ import cv2
 import numpy as np
 import pytest
 
-from twostream.classes import HMDB51_CLASSES, STANFORD40_CLASSES
+from twostream.classes import DESIGNED_PAIRS, HMDB51_CLASSES, STANFORD40_CLASSES
 from twostream.data.images import pad_resize
 from twostream.data import layout
+from twostream.data.programs import PROGRAMS
 from twostream.data.render import LEAD_IN, render_clip, render_still
 from twostream.data.synthetic import generate_hmdb51, generate_stanford40, split_tags
 from twostream.data.video import flow_frame_indices
@@ -353,15 +354,14 @@ def test_the_seeds_flow_frames_see_only_the_action(name):
 
 
 def test_designed_pairs_are_the_documented_and_rendered_ones():
-    """DESIGNED_PAIRS (read by the evaluation's pair analysis) is the renderer's table: each pair names the cue
-    its rows say separates them, and one program draws both classes of a pair."""
-    from twostream.data import render
-    documented = {}  # class -> (its twin, the cue), from the module docstring's table
-    for row in re.finditer(r"^\| (\w+) / \w+ \|.*\| (motion|appearance) \(vs (\w+)\) \|$", render.__doc__, re.M):
+    """DESIGNED_PAIRS (read by the evaluation's pair analysis) is docs/demo.md's class table: each pair names
+    the cue its rows say separates them, and one program draws both classes of a pair."""
+    table = (Path(__file__).resolve().parents[1] / "docs" / "demo.md").read_text()
+    documented = {}  # class -> (its twin, the cue), from the class table
+    for row in re.finditer(r"^\| (\w+) / \w+ \|.*\| (motion|appearance) \(vs (\w+)\) \|$", table, re.M):
         documented[row[1]] = (row[3], row[2])
     assert len(documented) == 8
-    assert {frozenset((a, b)) for a, b, _ in render.DESIGNED_PAIRS} == {
-        frozenset((a, b)) for a, (b, _) in documented.items()}
-    for a, b, cue in render.DESIGNED_PAIRS:
+    assert {frozenset((a, b)) for a, b, _ in DESIGNED_PAIRS} == {frozenset((a, b)) for a, (b, _) in documented.items()}
+    for a, b, cue in DESIGNED_PAIRS:
         assert documented[a] == (b, cue) and documented[b] == (a, cue)
-        assert render._PROGRAMS[a].__code__.co_names == render._PROGRAMS[b].__code__.co_names  # same program
+        assert PROGRAMS[a].__code__.co_names == PROGRAMS[b].__code__.co_names  # same program

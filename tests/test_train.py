@@ -9,19 +9,20 @@ from torch.utils.data import TensorDataset
 from twostream.checkpoint import checkpoint_meta, load_checkpoint
 from twostream.errors import ParamsError, TrainingError
 from twostream.models import ModelSpec
-from twostream.params import CyclicParams, StageTrainParams, load_params, load_runtime, parse_params, read_yaml
+from twostream.params import (CyclicParams, StageTrainParams, StepParams, load_params, load_runtime, parse_params,
+                              read_yaml)
 from twostream.train import (BestEpoch, cyclic_lr, fit, loss_and_accuracy, make_loader, make_scheduler,
                              seed_everything, stage_params, train_stage, validate)
 
 PARAMS = load_params("params.yaml")
-RUNTIME = dataclasses.replace(load_runtime("runtime.yaml"), device="cpu", num_workers=0, pin_memory=False,
+RUNTIME = dataclasses.replace(load_runtime("runtime.yaml"), device="cpu", loader_workers=0, pin_memory=False,
                               progress=False)
 CYCLIC = CyclicParams(base_lr=1e-5, step_size_up=5, step_size_down=5, decay=0.5)
 
 
 def stage(epochs=6, lr=1e-2, step_size=2, gamma=0.5, warmup_epochs=0):
-    return StageTrainParams(epochs=epochs, lr=lr, warmup_epochs=warmup_epochs, step_size=step_size, gamma=gamma,
-                            augment=False)
+    return StageTrainParams(epochs=epochs, lr=lr, augment=False,
+                            step=StepParams(warmup_epochs=warmup_epochs, step_size=step_size, gamma=gamma))
 
 
 def train_params(schedule="step", batch_size=8):
@@ -59,8 +60,8 @@ def test_make_scheduler_cyclic_and_step():
     # (make_scheduler no longer checks it again)
     raw = read_yaml("params.yaml")
     raw["train"]["schedule"] = "cyclic"
-    raw["train_spatial"]["lr"] = 1e-6
-    with pytest.raises(ParamsError, match="train.cyclic.base_lr: must be below every stage's lr .*train_spatial.lr"):
+    raw["stanford40_frames"]["lr"] = 1e-6
+    with pytest.raises(ParamsError, match="train.cyclic.base_lr: must be below every stage's lr .*stanford40_frames.lr"):
         parse_params(raw)
 
 
@@ -69,14 +70,14 @@ def test_warmup_rises_linearly_then_the_step_schedule_starts():
     np.testing.assert_allclose(got, [1e-3 / 3, 2e-3 / 3, 1e-3, 1e-3, 1e-3, 5e-4, 5e-4, 5e-4, 2.5e-4, 2.5e-4],
                                rtol=1e-9)
     raw = read_yaml("params.yaml")
-    raw["train"]["schedule"] = "cyclic"
-    raw["train_flow"]["warmup_epochs"] = 2
-    with pytest.raises(ParamsError, match="train_flow.warmup_epochs: must be 0 with train.schedule: cyclic"):
-        parse_params(raw)
     raw["train"]["schedule"] = "step"
-    raw["train_flow"]["warmup_epochs"] = raw["train_flow"]["epochs"]
-    with pytest.raises(ParamsError, match="train_flow.warmup_epochs: must be below train_flow.epochs"):
+    raw["hmdb51_flow"]["step"]["warmup_epochs"] = raw["hmdb51_flow"]["epochs"]
+    with pytest.raises(ParamsError, match="hmdb51_flow.step.warmup_epochs: must be below hmdb51_flow.epochs"):
         parse_params(raw)
+    # the cyclical schedule ignores the step section (it starts low by itself)
+    raw["train"]["schedule"] = "cyclic"
+    raw["hmdb51_flow"]["step"]["warmup_epochs"] = 2
+    assert parse_params(raw).hmdb51_flow.step.warmup_epochs == 2
 
 
 def test_best_epoch_needs_accuracy_up_and_loss_down():
@@ -176,16 +177,16 @@ def test_a_lone_last_training_sample_is_dropped():
 
 
 def test_stage_params_records_what_the_stage_tracks():
-    augmenting = dataclasses.replace(PARAMS, train_spatial=dataclasses.replace(PARAMS.train_spatial, augment=True))
-    recorded = stage_params(augmenting, "train_spatial", frames={"position": "middle"})
-    assert set(recorded) == {"seed", "model", "train", "train_spatial", "augment", "frames"}
-    assert recorded["train_spatial"]["lr"] == PARAMS.train_spatial.lr
+    augmenting = dataclasses.replace(PARAMS, stanford40_frames=dataclasses.replace(PARAMS.stanford40_frames, augment=True))
+    recorded = stage_params(augmenting, "stanford40_frames", frames={"position": "middle"})
+    assert set(recorded) == {"seed", "model", "train", "stanford40_frames", "augment", "frames"}
+    assert recorded["stanford40_frames"]["lr"] == PARAMS.stanford40_frames.lr
     assert recorded["augment"]["color_jitter"] == PARAMS.augment.color_jitter
-    plain = dataclasses.replace(PARAMS, train_spatial=dataclasses.replace(PARAMS.train_spatial, augment=False))
-    assert "augment" not in stage_params(plain, "train_spatial")  # without augmentation its params are not used
+    plain = dataclasses.replace(PARAMS, stanford40_frames=dataclasses.replace(PARAMS.stanford40_frames, augment=False))
+    assert "augment" not in stage_params(plain, "stanford40_frames")  # without augmentation its params are not used
     # the flow stacks' translation has no params of its own: the spatial augment section is not tracked
-    assert PARAMS.train_flow.augment and set(stage_params(PARAMS, "train_flow")) == {"seed", "model", "train",
-                                                                                      "train_flow"}
+    assert PARAMS.hmdb51_flow.augment and set(stage_params(PARAMS, "hmdb51_flow")) == {"seed", "model", "train",
+                                                                                      "hmdb51_flow"}
     with pytest.raises(ParamsError, match="unknown training stage"):
         stage_params(PARAMS, "train_audio")
 
@@ -194,17 +195,17 @@ def test_train_stage_writes_the_best_checkpoint_and_the_curves(tmp_path):
     seed_everything(0)
     model = tiny_model()
     params = dataclasses.replace(PARAMS, train=train_params(batch_size=16),
-                                 train_flow=stage(epochs=3, lr=1e-2, step_size=2))
+                                 hmdb51_flow=stage(epochs=3, lr=1e-2, step_size=2))
     spec = ModelSpec("temporal", 4, False, False)  # recorded only: the tiny model is not rebuilt here
-    meta = checkpoint_meta(spec, model, "hmdb51", ("a", "b", "c", "d"), 32, stage_params(params, "train_flow"))
+    meta = checkpoint_meta(spec, model, "hmdb51", ("a", "b", "c", "d"), 32, stage_params(params, "hmdb51_flow"))
     out, curves = tmp_path / "models" / "m.pt", tmp_path / "curves" / "m"
-    result = train_stage("train_flow", model, tiny_data(64), tiny_data(32, seed=1), params, RUNTIME, out, curves,
+    result = train_stage("hmdb51_flow", model, tiny_data(64), tiny_data(32, seed=1), params, RUNTIME, out, curves,
                          meta)
     assert len(result.history) == 3 and 1 <= result.best_epoch <= 3
     checkpoint = load_checkpoint(out)
     assert checkpoint["best_epoch"] == result.best_epoch and checkpoint["epochs"] == 3
     assert [h["val_accuracy"] for h in checkpoint["history"]] == [r.val_accuracy for r in result.history]
-    assert checkpoint["params"]["train_flow"]["epochs"] == 3 and checkpoint["num_params"] == 212
+    assert checkpoint["params"]["hmdb51_flow"]["epochs"] == 3 and checkpoint["num_params"] == 212
     for key, value in model.state_dict().items():  # the restored best epoch is what was saved
         torch.testing.assert_close(checkpoint["state_dict"][key], value, rtol=0, atol=0)
     names = sorted(p.relative_to(curves).as_posix() for p in curves.rglob("*.tsv"))
@@ -214,27 +215,27 @@ def test_train_stage_writes_the_best_checkpoint_and_the_curves(tmp_path):
 
 
 def test_train_stage_writes_nothing_when_training_fails(tmp_path):
-    params = dataclasses.replace(PARAMS, train=train_params(), train_flow=stage(epochs=2))
+    params = dataclasses.replace(PARAMS, train=train_params(), hmdb51_flow=stage(epochs=2))
     model = tiny_model()
     meta = checkpoint_meta(ModelSpec("temporal", 4, False, False), model, "hmdb51", ("a", "b", "c", "d"), 32, {})
     broken = TensorDataset(torch.full((16, 8), float("nan")), torch.zeros(16, dtype=torch.long))  # NaN loss
     with pytest.raises(TrainingError, match="no epoch had a finite validation loss"):
-        train_stage("train_flow", model, broken, broken, params, RUNTIME, tmp_path / "m.pt",
+        train_stage("hmdb51_flow", model, broken, broken, params, RUNTIME, tmp_path / "m.pt",
                     tmp_path / "curves", meta)
     assert list(tmp_path.iterdir()) == []
 
 
-def _augmented_batches(num_workers: int) -> list[torch.Tensor]:
+def _augmented_batches(loader_workers: int) -> list[torch.Tensor]:
     from twostream.datasets import FrameDataset, SubsetArrays
     frames = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
     dataset = FrameDataset(SubsetArrays({"frames": frames}, np.arange(8), "m.csv"), PARAMS.augment)
     seed_everything(0)
-    runtime = dataclasses.replace(RUNTIME, num_workers=num_workers)
+    runtime = dataclasses.replace(RUNTIME, loader_workers=loader_workers)
     return [x for x, _ in make_loader(dataset, 4, runtime, shuffle=True, seed=0)]
 
 
 def test_augmented_training_batches_do_not_depend_on_num_workers():
-    """runtime.yaml promises that nothing in it changes a result; num_workers is in it."""
+    """runtime.yaml promises that nothing in it changes a result; loader_workers is in it."""
     for a, b in zip(_augmented_batches(0), _augmented_batches(1), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
@@ -319,7 +320,7 @@ def test_train_stage_passes_channels_last_from_runtime(monkeypatch, tmp_path):
     monkeypatch.setattr(train_mod, "fit", fake_fit)
     runtime = dataclasses.replace(RUNTIME, channels_last=True)
     with pytest.raises(RuntimeError, match="stop"):
-        train_stage("train_flow", tiny_model(), tiny_data(), tiny_data(), PARAMS, runtime, tmp_path / "m.pt", None,
+        train_stage("hmdb51_flow", tiny_model(), tiny_data(), tiny_data(), PARAMS, runtime, tmp_path / "m.pt", None,
                     {"num_params": 1})
     assert calls["channels_last"] is True
 
@@ -334,7 +335,7 @@ def test_the_worker_count_changes_no_weight():
         return TensorDataset(x, (x[:, 0] > 0).long())
 
     def weights(workers):
-        runtime = dataclasses.replace(RUNTIME, num_workers=workers)
+        runtime = dataclasses.replace(RUNTIME, loader_workers=workers)
         seed_everything(0)
         model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 2))
         train = make_loader(data(48, 0), 8, runtime, shuffle=True, seed=0)

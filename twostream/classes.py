@@ -23,6 +23,16 @@ NUM_CLASSES = len(CLASS_PAIRS)
 STANFORD40_TO_HMDB51 = dict(CLASS_PAIRS)
 CLASSES = {"stanford40": STANFORD40_CLASSES, "hmdb51": HMDB51_CLASSES}  # by dataset
 
+# The synthetic set's designed pairs (the class table of docs/demo.md): (class, class, the only cue that
+# separates them). One program renders both classes of a pair (twostream.data.programs); evaluation
+# reports how every model does on them (twostream.report).
+DESIGNED_PAIRS: tuple[tuple[str, str, str], ...] = (
+    ("clap", "wave", "motion"),
+    ("run", "jump", "motion"),
+    ("drink", "smoke", "appearance"),
+    ("ride_bike", "ride_horse", "appearance"),
+)
+
 
 def label_of(name: str) -> int:
     """Label index of a class given by either dataset's name; unknown names are a KeyError."""

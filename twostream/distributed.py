@@ -1,7 +1,7 @@
 """Data-parallel processes: torchrun's environment, the process group, and the few collectives
 the stages need.
 
-A stage started by torchrun (`python -m twostream.launch`, runtime.yaml `nproc` > 1, or torchrun
+A stage started by torchrun (`python -m twostream.launch`, runtime.yaml `torchrun_processes` > 1, or torchrun
 itself on several nodes) runs once per process; torchrun sets RANK, LOCAL_RANK, WORLD_SIZE and
 the rendezvous address. `process_group` joins the group (NCCL on CUDA, one GPU per process,
 picked by LOCAL_RANK; gloo on the CPU) and leaves it at the end. Outside torchrun, or with a
@@ -73,7 +73,7 @@ def process_device(device: str, key: str = "device") -> torch.device:
     index, count = local_rank(), torch.cuda.device_count()
     if index >= count:
         raise DeviceUnavailable(f"{key}: process LOCAL_RANK {index} has no GPU (this machine has {count}); "
-                                f"set nproc in runtime.yaml (or torchrun's --nproc_per_node) to at most {count}")
+                                f"set torchrun_processes in runtime.yaml (or torchrun's --nproc_per_node) to at most {count}")
     return torch.device("cuda", index)
 
 

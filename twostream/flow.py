@@ -13,7 +13,7 @@ Methods (params.yaml `flow.method`):
 - ``raft_small`` / ``raft_large``: torchvision RAFT on frames scaled to [-1, 1], last of
   ``flow.raft_updates`` refinements; the seed used ``raft_large`` with default weights.
 
-Under torchrun (runtime.yaml `nproc` > 1) `flow_shard` gives each process a contiguous share of
+Under torchrun (runtime.yaml `torchrun_processes` > 1) `flow_shard` gives each process a contiguous share of
 the videos of an array, written into the one output array (`twostream.distributed.shared_array`):
 every video's flow depends on that video only, so the OpenCV methods give the same bytes however
 the videos are shared out, and RAFT the same up to floating-point rounding (batch composition and

@@ -1,8 +1,8 @@
-"""`python -m twostream.launch SCRIPT [ARGS...]`: run a stage script on runtime.yaml `nproc` processes.
+"""`python -m twostream.launch SCRIPT [ARGS...]`: run a stage script on runtime.yaml `torchrun_processes` processes.
 
-- `nproc` 1: replaces itself with `python SCRIPT ARGS` (the stage exactly as it runs without the
+- `torchrun_processes` 1: replaces itself with `python SCRIPT ARGS` (the stage exactly as it runs without the
   launcher).
-- `nproc` N > 1: PyTorch's torchrun, in this process: the same as
+- `torchrun_processes` N > 1: PyTorch's torchrun, in this process: the same as
   `python -m torch.distributed.run --standalone --nproc_per_node N SCRIPT ARGS` (one machine,
   a rendezvous on a free local port). The script runs data-parallel (`twostream.distributed`).
   If processes fail, each has printed its one-line error; the launcher adds one line and exits
@@ -10,7 +10,7 @@
 - Already under torchrun (WORLD_SIZE is set, e.g. a multi-node run started with torchrun on every
   node): replaces itself with `python SCRIPT ARGS`; torchrun decided the processes.
 
-`nproc` comes from the runtime file the script is given (`--runtime PATH`, default runtime.yaml),
+`torchrun_processes` comes from the runtime file the script is given (`--runtime PATH`, default runtime.yaml),
 which no DVC stage tracks: changing it re-runs nothing.
 """
 from __future__ import annotations
@@ -37,20 +37,20 @@ def runtime_file(args: list[str]) -> str:
     return path
 
 
-def torchrun_args(nproc: int, script: str, args: list[str]) -> list[str]:
+def torchrun_args(torchrun_processes: int, script: str, args: list[str]) -> list[str]:
     """torchrun's command line (after `python -m torch.distributed.run`) for one machine."""
-    return ["--standalone", f"--nproc_per_node={nproc}", script, *args]
+    return ["--standalone", f"--nproc_per_node={torchrun_processes}", script, *args]
 
 
-def check_gpus(device: str, nproc: int) -> None:
-    """On CUDA, one GPU per process: nproc must not exceed the GPUs of this machine."""
-    import torch  # here, not at the top: with nproc 1 the launcher replaces itself without loading torch
+def check_gpus(device: str, torchrun_processes: int) -> None:
+    """On CUDA, one GPU per process: torchrun_processes must not exceed the GPUs of this machine."""
+    import torch  # here, not at the top: with torchrun_processes 1 the launcher replaces itself without loading torch
 
     from twostream.device import resolve_device
 
-    if resolve_device(device).type == "cuda" and torch.cuda.device_count() < nproc:
-        raise DeviceUnavailable(f"runtime.yaml: nproc is {nproc} but this machine has {torch.cuda.device_count()} "
-                                f"GPU(s) (one per process); lower nproc or set device: cpu")
+    if resolve_device(device).type == "cuda" and torch.cuda.device_count() < torchrun_processes:
+        raise DeviceUnavailable(f"runtime.yaml: torchrun_processes is {torchrun_processes} but this machine has {torch.cuda.device_count()} "
+                                f"GPU(s) (one per process); lower torchrun_processes or set device: cpu")
 
 
 def exit_status(statuses: list[int]) -> int:
@@ -65,7 +65,7 @@ def _exec_python(script: str, args: list[str]) -> None:
     os.execv(sys.executable, [sys.executable, script, *args])
 
 
-def _torchrun(nproc: int, script: str, args: list[str]) -> int:
+def _torchrun(torchrun_processes: int, script: str, args: list[str]) -> int:
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
@@ -75,15 +75,15 @@ def _torchrun(nproc: int, script: str, args: list[str]) -> int:
         if name.startswith("torch.distributed.elastic"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
     # torchrun would set 1 thread per process; give each its share of the machine's cores instead
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, usable_cpus() // nproc)))
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, usable_cpus() // torchrun_processes)))
     try:
-        run(parse_args(torchrun_args(nproc, script, args)))
+        run(parse_args(torchrun_args(torchrun_processes, script, args)))
     except ChildFailedError as exc:
-        write_line(f"error: {script} failed in {len(exc.failures)} of its {nproc} processes (their messages are above)")
+        write_line(f"error: {script} failed in {len(exc.failures)} of its {torchrun_processes} processes (their messages are above)")
         return exit_status([failure.exitcode for failure in exc.failures.values()])
     except (KeyboardInterrupt, SignalException) as exc:
         signum = getattr(exc, "sigval", signal.SIGINT)
-        write_line(f"error: interrupted ({signal.Signals(signum).name}); the {nproc} processes of {script} were "
+        write_line(f"error: interrupted ({signal.Signals(signum).name}); the {torchrun_processes} processes of {script} were "
                    f"stopped and no partial output is left: run the stage again")
         return 128 + signum
     return 0
@@ -99,15 +99,15 @@ def main(argv: list[str] | None = None) -> int:
         _exec_python(script, args)
     try:
         runtime = load_runtime(runtime_file(args))
-        nproc = runtime.nproc
-        if nproc > 1:
-            check_gpus(runtime.device, nproc)
+        torchrun_processes = runtime.torchrun_processes
+        if torchrun_processes > 1:
+            check_gpus(runtime.device, torchrun_processes)
     except TwostreamError as exc:
         write_line(f"error: {exc}")
         return 1
-    if nproc == 1:
+    if torchrun_processes == 1:
         _exec_python(script, args)
-    return _torchrun(nproc, script, args)
+    return _torchrun(torchrun_processes, script, args)
 
 
 if __name__ == "__main__":

@@ -32,10 +32,10 @@ class ModelEntry:
 
 
 MODELS: tuple[ModelEntry, ...] = (
-    ModelEntry("stanford40_frames", "train_spatial", "stanford40", "Stanford 40", "Frames", "spatial", ("frames",)),
-    ModelEntry("hmdb51_frames", "finetune", "hmdb51", "HMDB51", "Frames", "spatial", ("frames",)),
-    ModelEntry("hmdb51_flow", "train_flow", "hmdb51", "HMDB51", "Optical flow", "temporal", ("flow",)),
-    ModelEntry("hmdb51_twostream", "train_fusion", "hmdb51", "HMDB51", "Two-stream", "twostream",
+    ModelEntry("stanford40_frames", "stanford40_frames", "stanford40", "Stanford 40", "Frames", "spatial", ("frames",)),
+    ModelEntry("hmdb51_frames", "hmdb51_frames", "hmdb51", "HMDB51", "Frames", "spatial", ("frames",)),
+    ModelEntry("hmdb51_flow", "hmdb51_flow", "hmdb51", "HMDB51", "Optical flow", "temporal", ("flow",)),
+    ModelEntry("hmdb51_twostream", "hmdb51_twostream", "hmdb51", "HMDB51", "Two-stream", "twostream",
                ("frames", "flow")),
     ModelEntry("hmdb51_late_fusion", None, "hmdb51", "HMDB51", "Late fusion", "late_fusion", ("frames", "flow"),
                fuses=("hmdb51_frames", "hmdb51_flow")),

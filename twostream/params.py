@@ -33,7 +33,7 @@ FLOW_FRAMES = 9
 FLOW_PAIRS = FLOW_FRAMES - 1
 FLOW_METHODS = ("dis", "farneback", "raft_small", "raft_large")
 RAFT_METHODS = ("raft_small", "raft_large")
-TRAIN_STAGES = ("train_spatial", "finetune", "train_flow", "train_fusion")
+TRAIN_STAGES = ("stanford40_frames", "hmdb51_frames", "hmdb51_flow", "hmdb51_twostream")
 SUBSETS = ("train", "val", "test")
 
 # torchvision's RAFT downsamples by 8 and builds a 4-level correlation pyramid whose coarsest
@@ -51,9 +51,9 @@ MAX_RAFT_UPDATES = 32         # RAFT's paper evaluates with 32; each update is a
 MAX_TEST_CLIPS = 30           # three times the full setting's 10; arrays and flow time grow linearly
 MAX_BATCH_SIZE = 1024         # train.batch_size: over a third of the full setting's Stanford40 train set
 MAX_FLOW_BATCH_SIZE = 256     # runtime flow_batch_size: RAFT frame pairs per forward pass
-MAX_NPROC = 64                # runtime nproc: training processes on one machine (one GPU each on CUDA)
-MAX_WORKERS = 64              # runtime num_workers: DataLoader workers per process
-MAX_PROCESSES = 256           # runtime processes: data-preparation worker processes
+MAX_TORCHRUN_PROCESSES = 64                # runtime torchrun_processes: training processes on one machine (one GPU each on CUDA)
+MAX_WORKERS = 64              # runtime loader_workers: DataLoader workers per process
+MAX_PREP_PROCESSES = 256      # runtime prep_processes: data-preparation worker processes
 
 
 def _check(ok: bool, key: str, message: str) -> None:
@@ -160,8 +160,8 @@ class VideoTestParams:
 @dataclass(frozen=True)
 class FlowParams:
     method: Literal[FLOW_METHODS]  # type: ignore[valid-type]
-    pretrained: bool
     raft_updates: int
+    pretrained: bool = True  # RAFT's torchvision weights; false (random weights) only in tests, not in params.yaml
 
     def validate(self, key: str) -> None:
         _positive(f"{key}.raft_updates", self.raft_updates)
@@ -229,22 +229,30 @@ class AugmentParams:
 
 
 @dataclass(frozen=True)
-class StageTrainParams:
-    epochs: int
-    lr: float
+class StepParams:
+    """The step schedule of one training stage (used when train.schedule is step)."""
     warmup_epochs: int
     step_size: int
     gamma: float
+
+    def validate(self, key: str) -> None:
+        _non_negative(f"{key}.warmup_epochs", self.warmup_epochs)
+        _positive(f"{key}.step_size", self.step_size)
+        _check(0 < self.gamma <= 1, f"{key}.gamma", f"must be in (0, 1], got {self.gamma!r}")
+
+
+@dataclass(frozen=True)
+class StageTrainParams:
+    epochs: int
+    lr: float
     augment: bool
+    step: StepParams
 
     def validate(self, key: str) -> None:
         _positive(f"{key}.epochs", self.epochs)
-        _non_negative(f"{key}.warmup_epochs", self.warmup_epochs)
-        _check(self.warmup_epochs < self.epochs, f"{key}.warmup_epochs",
-               f"must be below {key}.epochs ({self.epochs}), got {self.warmup_epochs}")
+        _check(self.step.warmup_epochs < self.epochs, f"{key}.step.warmup_epochs",
+               f"must be below {key}.epochs ({self.epochs}), got {self.step.warmup_epochs}")
         _positive(f"{key}.lr", self.lr)
-        _positive(f"{key}.step_size", self.step_size)
-        _check(0 < self.gamma <= 1, f"{key}.gamma", f"must be in (0, 1], got {self.gamma!r}")
 
 
 @dataclass(frozen=True)
@@ -259,10 +267,10 @@ class Params:
     model: ModelParams
     train: TrainParams
     augment: AugmentParams
-    train_spatial: StageTrainParams
-    finetune: StageTrainParams
-    train_flow: StageTrainParams
-    train_fusion: StageTrainParams
+    stanford40_frames: StageTrainParams
+    hmdb51_frames: StageTrainParams
+    hmdb51_flow: StageTrainParams
+    hmdb51_twostream: StageTrainParams
 
     def validate(self, key: str) -> None:
         _non_negative("seed", self.seed)
@@ -273,8 +281,6 @@ class Params:
                    f"{self.flow.method}); got {self.image.size}; use a larger size or flow.method: dis")
         if self.train.schedule == "cyclic":
             for stage in TRAIN_STAGES:
-                _check(self.stage(stage).warmup_epochs == 0, f"{stage}.warmup_epochs",
-                       "must be 0 with train.schedule: cyclic (the cyclical schedule starts low by itself)")
                 lr = self.stage(stage).lr
                 _check(self.train.cyclic.base_lr < lr, "train.cyclic.base_lr",
                        f"must be below every stage's lr (the first cycle's peak); {stage}.lr is {lr}")
@@ -307,29 +313,29 @@ class DownloadParams:
 class RuntimeParams:
     """runtime.yaml: how and where to run; nothing here changes a result."""
     device: Literal["auto", "cpu", "cuda"]
-    nproc: int
-    num_workers: int
+    torchrun_processes: int
+    loader_workers: int
     pin_memory: bool
     channels_last: bool
     flow_batch_size: int
-    processes: int
+    prep_processes: int
     progress: bool
     downloads: DownloadParams
 
     def validate(self, key: str) -> None:
-        _positive("nproc", self.nproc)
-        _at_most("nproc", self.nproc, MAX_NPROC, "training processes on this machine")
-        _non_negative("num_workers", self.num_workers)
-        _at_most("num_workers", self.num_workers, MAX_WORKERS, "DataLoader workers per process")
+        _positive("torchrun_processes", self.torchrun_processes)
+        _at_most("torchrun_processes", self.torchrun_processes, MAX_TORCHRUN_PROCESSES, "training processes on this machine")
+        _non_negative("loader_workers", self.loader_workers)
+        _at_most("loader_workers", self.loader_workers, MAX_WORKERS, "DataLoader workers per process")
         _positive("flow_batch_size", self.flow_batch_size)
         _at_most("flow_batch_size", self.flow_batch_size, MAX_FLOW_BATCH_SIZE, "RAFT frame pairs per pass must fit "
                  "in memory")
-        _non_negative("processes", self.processes)
-        _at_most("processes", self.processes, MAX_PROCESSES, "data-preparation worker processes")
+        _non_negative("prep_processes", self.prep_processes)
+        _at_most("prep_processes", self.prep_processes, MAX_PREP_PROCESSES, "data-preparation worker processes")
 
     def cpu_processes(self) -> int:
         """Worker processes for CPU-bound data work: `processes`, or every core this process may use."""
-        return self.processes or usable_cpus()
+        return self.prep_processes or usable_cpus()
 
 
 def usable_cpus() -> int:
@@ -378,9 +384,10 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
     unknown = [k for k in raw if k not in names]
     _check(not unknown, dotted(str(unknown[0])) if unknown else where,
            f"unknown key (known keys here: {', '.join(names)})")
-    missing = [n for n in names if n not in raw]
+    optional = {f.name for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+    missing = [n for n in names if n not in raw and n not in optional]
     _check(not missing, dotted(missing[0]) if missing else where, "missing key")
-    obj = cls(**{n: _convert(hints[n], raw[n], dotted(n)) for n in names})
+    obj = cls(**{n: _convert(hints[n], raw[n], dotted(n)) for n in names if n in raw})
     if hasattr(obj, "validate"):
         obj.validate(prefix)
     return obj

@@ -5,7 +5,7 @@
 scripts/readme_results.py writes the same sections between the markers of README.md from the
 committed files, so the README cannot disagree with them (tests/test_readme_results.py). The
 sections: the seed's result table (with the late fusion), one clip vs the whole video, the
-designed class pairs of the synthetic set (`render.DESIGNED_PAIRS`: right answers and swaps
+designed class pairs of the synthetic set (`classes.DESIGNED_PAIRS`: right answers and swaps
 within each pair, and which stream does better on each kind of pair), and the frame-position study.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from twostream.data.render import DESIGNED_PAIRS
+from twostream.classes import DESIGNED_PAIRS
 from twostream.errors import InputError, MissingInputError
 from twostream.io import read_csv
 from twostream.model_table import BY_NAME, MODELS, TRAINED, VIDEO_MODELS, ModelEntry
@@ -213,7 +213,7 @@ def _pairs_section(confusions: Mapping[str, pd.DataFrame], heading: str) -> list
     models = list(VIDEO_MODELS)
     lines = [f"{heading} Designed class pairs", "",
              "The synthetic classes come in pairs that only one cue tells apart (`DESIGNED_PAIRS` in "
-             "`twostream/data/render.py`). Test videos of each pair that each model gets right (one clip per "
+             "`twostream/classes.py`). Test videos of each pair that each model gets right (one clip per "
              "video), and in brackets its swaps within the pair (a video of one class predicted as the other):", "",
              "| Pair (separable only by) | Test videos | " + " | ".join(m.title for m in models) + " |",
              "|---|---|" + "---|" * len(models)]

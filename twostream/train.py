@@ -12,8 +12,8 @@ through DVCLive (TSVs only: the train/val figures of the best epoch are reported
 `evaluate`, in metrics/<model>.json), and the checkpoint. Nothing is written before
 training has succeeded, and everything is written atomically.
 
-Under torchrun (runtime.yaml `nproc` > 1, see `twostream.launch`) the same code runs data-parallel
-(`twostream.distributed`): DistributedDataParallel, each process loading `batch_size / nproc`
+Under torchrun (runtime.yaml `torchrun_processes` > 1, see `twostream.launch`) the same code runs data-parallel
+(`twostream.distributed`): DistributedDataParallel, each process loading `batch_size / torchrun_processes`
 samples of every global batch of `train.batch_size`, train figures summed over the processes,
 validation logits gathered in dataset order (every sample once), so every process takes the same
 best-epoch decision; rank 0 alone writes the checkpoint and the curves.
@@ -95,10 +95,10 @@ def make_loader(dataset: Dataset, batch_size: int, runtime: RuntimeParams, shuff
     # draw per epoch without workers, one in all with persistent workers.
     generator = torch.Generator().manual_seed(seed)
     # shuffle=False (validation, test) on the CPU: the samples load in this process, whatever
-    # `num_workers` says. There is no augmentation to hand to a worker, and a worker per loader costs
+    # `loader_workers` says. There is no augmentation to hand to a worker, and a worker per loader costs
     # more than it saves (docs/performance.md); the metrics are the same. On CUDA workers overlap
     # loading with the GPU's work.
-    workers = 0 if not shuffle and (device is None or device.type == "cpu") else runtime.num_workers
+    workers = 0 if not shuffle and (device is None or device.type == "cpu") else runtime.loader_workers
     return DataLoader(dataset, batch_size=local_batch, sampler=sampler, num_workers=workers,
                       drop_last=drop_last,
                       pin_memory=runtime.pin_memory and device is not None and device.type == "cuda",
@@ -119,17 +119,19 @@ def cyclic_lr(epoch: int, base_lr: float, max_lr: float, cyclic: CyclicParams) -
 
 def make_scheduler(optimizer: torch.optim.Optimizer, stage: StageTrainParams,
                    train: TrainParams) -> torch.optim.lr_scheduler.LRScheduler:
-    """Per-epoch schedule: StepLR(step_size, gamma), or the cyclical one with the stage's lr as first max.
+    """Per-epoch schedule: StepLR(step.step_size, step.gamma), or the cyclical one with the stage's lr as
+    first max.
 
-    With `warmup_epochs` W > 0 (step schedule only) the lr first rises linearly, epoch e of the
+    With `step.warmup_epochs` W > 0 (step schedule only) the lr first rises linearly, epoch e of the
     warm-up (1..W) at lr * e / (W + 1), then the step schedule continues as if from epoch 0."""
-    if train.schedule == "step" and stage.warmup_epochs == 0:
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=stage.step_size, gamma=stage.gamma)
+    step = stage.step
+    if train.schedule == "step" and step.warmup_epochs == 0:
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step.step_size, gamma=step.gamma)
     if train.schedule == "step":
-        warmup = stage.warmup_epochs
+        warmup = step.warmup_epochs
         return torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda epoch: (epoch + 1) / (warmup + 1) if epoch < warmup
-            else stage.gamma ** ((epoch - warmup) // stage.step_size))
+            else step.gamma ** ((epoch - warmup) // step.step_size))
     # train.cyclic.base_lr < stage.lr is checked with params.yaml (Params.validate)
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda epoch: cyclic_lr(epoch, train.cyclic.base_lr, stage.lr, train.cyclic) / stage.lr)
@@ -307,7 +309,7 @@ def stage_params(params: Params, stage: str, **extra: Any) -> dict[str, Any]:
     """The params a training stage tracks in dvc.yaml, as recorded in its checkpoint."""
     recorded = {"seed": params.seed, "model": as_dict(params.model), "train": as_dict(params.train),
                 stage: as_dict(params.stage(stage)), **extra}
-    if params.stage(stage).augment and stage != "train_flow":  # the flow stacks' translation has no params
+    if params.stage(stage).augment and stage != "hmdb51_flow":  # the flow stacks' translation has no params
         recorded["augment"] = as_dict(params.augment)
     return recorded
 
@@ -316,8 +318,8 @@ def check_batch_split(batch_size: int, processes: int) -> None:
     """The global batch must split evenly between the data-parallel processes."""
     if batch_size % processes:
         raise ParamsError(f"train.batch_size ({batch_size}) is not divisible by the {processes} training processes "
-                          f"(runtime.yaml nproc, or torchrun's processes in all): each process loads "
-                          f"train.batch_size / nproc samples of every batch; change nproc or train.batch_size")
+                          f"(runtime.yaml torchrun_processes, or torchrun's processes in all): each process loads "
+                          f"train.batch_size / torchrun_processes samples of every batch; change torchrun_processes or train.batch_size")
 
 
 def train_stage(stage: str, model: nn.Module, train_set: Dataset, val_set: Dataset, params: Params,

@@ -1,4 +1,4 @@
-"""Stage train_fusion: the fine-tuned frame model and the flow model joined by a 1x1 conv fusion."""
+"""Stage hmdb51_twostream: the fine-tuned frame model and the flow model joined by a 1x1 conv fusion."""
 from pathlib import Path
 
 from twostream.checkpoint import checkpoint_meta, load_model, preprocess_meta, read_flow_settings, spec_of
@@ -10,13 +10,13 @@ from twostream.model_table import BY_STAGE
 from twostream.models import ModelSpec, build_model
 from twostream.train import seed_everything, stage_params, train_stage
 
-STAGE = "train_fusion"
+STAGE = "hmdb51_twostream"
 
 
 def main(args, params, runtime):
     seed_everything(params.seed)
     entry, frames, flow, position = BY_STAGE[STAGE], Path(args.frames), Path(args.flow), params.frames.position
-    augment = params.augment if params.train_fusion.augment else None
+    augment = params.augment if params.hmdb51_twostream.augment else None
     train, val = hmdb51_subset(frames, flow, "train"), hmdb51_subset(frames, flow, "val")
     (spatial, spatial_checkpoint), (temporal, _) = load_model(Path(args.spatial)), load_model(Path(args.temporal))
     spec = ModelSpec(entry.kind, NUM_CLASSES, pretrained=False,

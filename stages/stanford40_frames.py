@@ -1,4 +1,4 @@
-"""Stage train_spatial: GoogLeNet on Stanford40 stills (12 classes)."""
+"""Stage stanford40_frames: GoogLeNet on Stanford40 stills (12 classes)."""
 from pathlib import Path
 
 from twostream.checkpoint import checkpoint_meta, preprocess_meta
@@ -9,13 +9,13 @@ from twostream.model_table import BY_STAGE
 from twostream.models import ModelSpec, build_model
 from twostream.train import seed_everything, stage_params, train_stage
 
-STAGE = "train_spatial"
+STAGE = "stanford40_frames"
 
 
 def main(args, params, runtime):
     seed_everything(params.seed)
     entry, images = BY_STAGE[STAGE], Path(args.images)
-    augment = params.augment if params.train_spatial.augment else None
+    augment = params.augment if params.stanford40_frames.augment else None
     train, val = stanford40_subset(images, "train"), stanford40_subset(images, "val")
     spec = ModelSpec.fresh(entry.kind, NUM_CLASSES, params.model)
     model = build_model(spec)

@@ -1,4 +1,4 @@
-"""Stage finetune: the Stanford40 frame model fine-tuned on HMDB51 frames (all layers trainable) once at
+"""Stage hmdb51_frames: the Stanford40 frame model fine-tuned on HMDB51 frames (all layers trainable) once at
 each of the five frame positions, one after the other in one process: the frame-position study. The
 model at params `frames.position` is the pipeline's HMDB51 frame model.
 
@@ -14,12 +14,12 @@ from twostream.model_table import BY_STAGE, model_path
 from twostream.params import FRAME_POSITIONS
 from twostream.train import seed_everything, stage_params, train_stage
 
-STAGE = "finetune"
+STAGE = "hmdb51_frames"
 
 
 def main(args, params, runtime):
     entry, frames, init = BY_STAGE[STAGE], Path(args.frames), Path(args.init)
-    augment = params.augment if params.finetune.augment else None
+    augment = params.augment if params.hmdb51_frames.augment else None
     train, val = hmdb51_subset(frames, None, "train"), hmdb51_subset(frames, None, "val")
     _, checkpoint = load_model(init)  # read and checked once, before any output is written
     with distributed.process_group(runtime.device):  # one process group (torchrun) for the five

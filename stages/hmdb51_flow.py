@@ -1,4 +1,4 @@
-"""Stage train_flow: ResNet-18 on stacks of 8 flow images (24 channels), HMDB51."""
+"""Stage hmdb51_flow: ResNet-18 on stacks of 8 flow images (24 channels), HMDB51."""
 from pathlib import Path
 
 from twostream.checkpoint import checkpoint_meta, preprocess_meta, read_flow_settings
@@ -10,7 +10,7 @@ from twostream.model_table import BY_STAGE
 from twostream.models import ModelSpec, build_model
 from twostream.train import seed_everything, stage_params, train_stage
 
-STAGE = "train_flow"
+STAGE = "hmdb51_flow"
 
 
 def main(args, params, runtime):
@@ -22,7 +22,7 @@ def main(args, params, runtime):
     meta = checkpoint_meta(spec, model, entry.dataset, entry.classes, train.image_size, stage_params(params, STAGE),
                            preprocess=preprocess_meta("video", train.image_size,
                                                       flow=read_flow_settings(flow / arrays.FLOW_SETTINGS)))
-    train_stage(STAGE, model, FlowDataset(train, params.train_flow.augment), FlowDataset(val), params, runtime, Path(args.out),
+    train_stage(STAGE, model, FlowDataset(train, params.hmdb51_flow.augment), FlowDataset(val), params, runtime, Path(args.out),
                 Path(args.curves), meta)
 
 
