@@ -44,6 +44,7 @@ from twostream.checkpoint import save_checkpoint
 from twostream.datasets import SeededDataset, SeededSampler
 from twostream.errors import ParamsError, TrainingError
 from twostream.io import atomic_dir
+from twostream.model_table import BY_STAGE
 from twostream.params import CyclicParams, Params, RuntimeParams, StageTrainParams, TrainParams, as_dict
 
 log = logging.getLogger(__name__)
@@ -309,7 +310,8 @@ def stage_params(params: Params, stage: str, **extra: Any) -> dict[str, Any]:
     """The params a training stage tracks in dvc.yaml, as recorded in its checkpoint."""
     recorded = {"seed": params.seed, "model": as_dict(params.model), "train": as_dict(params.train),
                 stage: as_dict(params.stage(stage)), **extra}
-    if params.stage(stage).augment and stage != "hmdb51_flow":  # the flow stacks' translation has no params
+    # the augment section is the frames' augmentation (the flow stacks' translation has no params)
+    if params.stage(stage).augment and "frames" in BY_STAGE[stage].inputs:
         recorded["augment"] = as_dict(params.augment)
     return recorded
 
@@ -319,7 +321,8 @@ def check_batch_split(batch_size: int, processes: int) -> None:
     if batch_size % processes:
         raise ParamsError(f"train.batch_size ({batch_size}) is not divisible by the {processes} training processes "
                           f"(runtime.yaml torchrun_processes, or torchrun's processes in all): each process loads "
-                          f"train.batch_size / torchrun_processes samples of every batch; change torchrun_processes or train.batch_size")
+                          f"train.batch_size / torchrun_processes samples of every batch; change torchrun_processes "
+                          f"or train.batch_size")
 
 
 def train_stage(stage: str, model: nn.Module, train_set: Dataset, val_set: Dataset, params: Params,
