@@ -39,23 +39,34 @@ def test_cyclic_schedule_matches_the_documented_sequence():
     assert max(got[10:20]) == pytest.approx(5e-5) and got[10] == pytest.approx(1e-5)
 
 
-def scheduled_lrs(schedule, epochs, st):
+def scheduled_lrs(schedule, epochs, st, steps_per_epoch=1):
+    """The lr of every batch of `epochs` epochs, the scheduler stepped after each batch as `fit` does."""
     model = nn.Linear(2, 2)
     optimizer = torch.optim.Adam(model.parameters(), lr=st.lr)
-    scheduler = make_scheduler(optimizer, st, train_params(schedule))
+    scheduler = make_scheduler(optimizer, st, train_params(schedule), steps_per_epoch)
     lrs = []
-    for _ in range(epochs):
+    for _ in range(epochs * steps_per_epoch):
         lrs.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
         scheduler.step()
     return lrs
 
 
+def test_cyclic_lr_moves_within_epochs():
+    # a quarter of the way up the first 5-epoch climb, then half-way down the second cycle
+    assert cyclic_lr(1.25, 1e-5, 1e-4, CYCLIC) == pytest.approx(1e-5 + 9e-5 * 1.25 / 5)
+    assert cyclic_lr(17.5, 1e-5, 1e-4, CYCLIC) == pytest.approx(5e-5 - 4e-5 * 2.5 / 5)
+
+
 def test_make_scheduler_cyclic_and_step():
-    np.testing.assert_allclose(scheduled_lrs("cyclic", 21, stage(lr=1e-4)),
-                               [cyclic_lr(e, 1e-5, 1e-4, CYCLIC) for e in range(21)], rtol=1e-9)
-    np.testing.assert_allclose(scheduled_lrs("step", 12, stage(lr=1e-4, step_size=5, gamma=0.5)),
-                               [1e-4] * 5 + [5e-5] * 5 + [2.5e-5] * 2, rtol=1e-9)
+    # one lr per batch: the cyclical one moves every batch (torch's CyclicLR with the decay)
+    np.testing.assert_allclose(scheduled_lrs("cyclic", 21, stage(lr=1e-4), steps_per_epoch=3),
+                               [cyclic_lr(i / 3, 1e-5, 1e-4, CYCLIC) for i in range(63)], rtol=1e-9)
+    # the step schedule changes the lr only between epochs
+    np.testing.assert_allclose(scheduled_lrs("step", 12, stage(lr=1e-4, step_size=5, gamma=0.5), steps_per_epoch=4),
+                               np.repeat([1e-4] * 5 + [5e-5] * 5 + [2.5e-5] * 2, 4), rtol=1e-9)
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        make_scheduler(torch.optim.Adam(nn.Linear(2, 2).parameters()), stage(), train_params("cyclic"), 0)
     # a cyclic base_lr at or above a stage's lr is refused with params.yaml, before any stage runs
     # (make_scheduler no longer checks it again)
     raw = read_yaml("params.yaml")

@@ -177,8 +177,8 @@ class ModelParams:
 @dataclass(frozen=True)
 class CyclicParams:
     base_lr: float
-    step_size_up: int
-    step_size_down: int
+    step_size_up: float   # epochs (fractions allowed)
+    step_size_down: float
     decay: float
 
     def validate(self, key: str) -> None:

@@ -1,7 +1,8 @@
 """One training loop for all four models, and one training run of a stage.
 
-Adam + cross-entropy, a learning-rate schedule stepped once per epoch (StepLR or the
-seed's cyclical schedule), validation without augmentation after every epoch, and
+Adam + cross-entropy, a learning-rate schedule stepped after every batch (the seed's step
+schedule, which changes the lr between epochs, or its cyclical schedule, which moves it
+linearly within epochs), validation without augmentation after every epoch, and
 the best epoch kept for real: an epoch is best when validation accuracy rises *and*
 validation loss falls relative to the best so far, and at the end the model holds a
 copy of that epoch's weights (the seed's code tested its last epoch instead).
@@ -45,7 +46,7 @@ from twostream.datasets import SeededDataset, SeededSampler
 from twostream.errors import ParamsError, TrainingError
 from twostream.io import atomic_dir
 from twostream.model_table import BY_STAGE
-from twostream.params import CyclicParams, Params, RuntimeParams, StageTrainParams, TrainParams, as_dict
+from twostream.params import CyclicParams, Params, RuntimeParams, StageTrainParams, StepParams, TrainParams, as_dict
 
 log = logging.getLogger(__name__)
 
@@ -107,35 +108,44 @@ def make_loader(dataset: Dataset, batch_size: int, runtime: RuntimeParams, shuff
                       generator=generator)
 
 
-def cyclic_lr(epoch: int, base_lr: float, max_lr: float, cyclic: CyclicParams) -> float:
-    """The seed's cyclical schedule: linear from base to the cycle's max in `step_size_up`
-    epochs, back to base in `step_size_down`; each cycle's max is `decay` times the previous."""
+def cyclic_lr(position: float, base_lr: float, max_lr: float, cyclic: CyclicParams) -> float:
+    """The seed's cyclical schedule at `position` epochs into training (fractions within an epoch):
+    linear from base to the cycle's max in `step_size_up` epochs, back to base in `step_size_down`;
+    each cycle's max is `decay` times the previous one (torch's CyclicLR would scale the amplitude
+    above base instead)."""
     length = cyclic.step_size_up + cyclic.step_size_down
-    cycle, position = divmod(epoch, length)
+    cycle = math.floor(position / length)
+    offset = position - cycle * length
     peak = max_lr * cyclic.decay ** cycle
-    if position <= cyclic.step_size_up:
-        return base_lr + (peak - base_lr) * position / cyclic.step_size_up
-    return peak - (peak - base_lr) * (position - cyclic.step_size_up) / cyclic.step_size_down
+    if offset <= cyclic.step_size_up:
+        return base_lr + (peak - base_lr) * offset / cyclic.step_size_up
+    return peak - (peak - base_lr) * (offset - cyclic.step_size_up) / cyclic.step_size_down
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, stage: StageTrainParams,
-                   train: TrainParams) -> torch.optim.lr_scheduler.LRScheduler:
-    """Per-epoch schedule: StepLR(step.step_size, step.gamma), or the cyclical one with the stage's lr as
-    first max.
+def step_lr_factor(epoch: int, step: StepParams) -> float:
+    """The step schedule's lr factor in `epoch` (from 0): StepLR(step.step_size, step.gamma) after
+    `step.warmup_epochs` W epochs of linear warm-up, epoch e of the warm-up (1..W) at e / (W + 1)."""
+    warmup = step.warmup_epochs
+    if epoch < warmup:
+        return (epoch + 1) / (warmup + 1)
+    return step.gamma ** ((epoch - warmup) // step.step_size)
 
-    With `step.warmup_epochs` W > 0 (step schedule only) the lr first rises linearly, epoch e of the
-    warm-up (1..W) at lr * e / (W + 1), then the step schedule continues as if from epoch 0."""
-    step = stage.step
-    if train.schedule == "step" and step.warmup_epochs == 0:
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step.step_size, gamma=step.gamma)
+
+def make_scheduler(optimizer: torch.optim.Optimizer, stage: StageTrainParams, train: TrainParams,
+                   steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """The stage's lr schedule, to be stepped after every batch (`steps_per_epoch` batches an epoch).
+
+    `step`: constant within an epoch, `step_lr_factor` of the stage's lr. `cyclic`: the seed's schedule,
+    `cyclic_lr` after every batch, from `train.cyclic.base_lr` to the stage's lr (so the first epoch
+    already climbs from the base, rather than spending the whole epoch there)."""
+    if steps_per_epoch < 1:
+        raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
     if train.schedule == "step":
-        warmup = step.warmup_epochs
         return torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda epoch: (epoch + 1) / (warmup + 1) if epoch < warmup
-            else step.gamma ** ((epoch - warmup) // step.step_size))
+            optimizer, lambda it: step_lr_factor(it // steps_per_epoch, stage.step))
     # train.cyclic.base_lr < stage.lr is checked with params.yaml (Params.validate)
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda epoch: cyclic_lr(epoch, train.cyclic.base_lr, stage.lr, train.cyclic) / stage.lr)
+        optimizer, lambda it: cyclic_lr(it / steps_per_epoch, train.cyclic.base_lr, stage.lr, train.cyclic) / stage.lr)
 
 
 class BestEpoch:
@@ -183,11 +193,12 @@ def place_model(model: nn.Module, device: torch.device, channels_last: bool = Fa
 
 
 def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, device: torch.device,
-                amp: bool = False, desc: str = "train", progress: bool = True,
-                channels_last: bool = False) -> tuple[float, float]:
-    """One pass over `loader` with updates; per-sample mean loss and accuracy (over all processes)."""
+                amp: bool = False, desc: str = "train", progress: bool = True, channels_last: bool = False,
+                scheduler: torch.optim.lr_scheduler.LRScheduler | None = None) -> tuple[float, float, float]:
+    """One pass over `loader` with updates, `scheduler` stepped after each; per-sample mean loss and
+    accuracy (over all processes), and the mean lr of the epoch's batches."""
     model.train()
-    loss_sum, correct, count = 0.0, 0, 0
+    loss_sum, correct, count, lr_sum, batches = 0.0, 0, 0, 0.0, 0
     for inputs, labels in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
         inputs, labels = _to(inputs, device, channels_last), labels.to(device, non_blocking=True)
         with _autocast(device, amp):
@@ -195,13 +206,16 @@ def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Opt
         loss = F.cross_entropy(logits.float(), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        lr_sum, batches = lr_sum + optimizer.param_groups[0]["lr"], batches + 1
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         loss_sum += loss.item() * len(labels)
         correct += (logits.argmax(1) == labels).sum().item()
         count += len(labels)
     if distributed.world_size() > 1:
         loss_sum, correct, count = distributed.sum_over_processes([loss_sum, correct, count])
-    return loss_sum / count, correct / count
+    return loss_sum / count, correct / count, lr_sum / max(batches, 1)
 
 
 @torch.inference_mode()
@@ -273,17 +287,17 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, stag
     place_model(model, device, channels_last)
     net = distributed.data_parallel(model, device)
     evaluate_fn = evaluate_fn or functools.partial(validate, channels_last=channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=stage.lr, weight_decay=train.weight_decay)
-    scheduler = make_scheduler(optimizer, stage, train)
+    # fused: one kernel for all parameters' updates (torch >= 2.4 on the CPU and CUDA)
+    optimizer = torch.optim.Adam(model.parameters(), lr=stage.lr, weight_decay=train.weight_decay, fused=True)
+    scheduler = make_scheduler(optimizer, stage, train, len(train_loader))
     best = BestEpoch()
     history: list[EpochRecord] = []
     for epoch in range(1, stage.epochs + 1):
         if isinstance(train_loader.sampler, DistributedSampler):
             train_loader.sampler.set_epoch(epoch)
-        lr = optimizer.param_groups[0]["lr"]
-        train_loss, train_acc = train_epoch(net, train_loader, optimizer, device, train.amp,
-                                            desc=f"epoch {epoch}/{stage.epochs}", progress=progress,
-                                            channels_last=channels_last)
+        train_loss, train_acc, lr = train_epoch(net, train_loader, optimizer, device, train.amp,
+                                                desc=f"epoch {epoch}/{stage.epochs}", progress=progress,
+                                                channels_last=channels_last, scheduler=scheduler)
         distributed.sync_buffers(model)
         val_loss, val_acc = evaluate_fn(model, val_loader, device, train.amp)
         if distributed.world_size() > 1:
@@ -297,7 +311,6 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, stag
                                 ("val/loss", val_loss), ("val/accuracy", val_acc), ("lr", lr)):
                 live.log_metric(name, value)
             live.next_step()
-        scheduler.step()
     if best.state is None or best.epoch is None:  # only when validation loss or accuracy is NaN throughout
         raise TrainingError(f"no epoch had a finite validation loss (last: {history[-1].val_loss}); "
                             f"training diverged: lower the stage's lr in params.yaml")
