@@ -52,13 +52,17 @@ def main() -> None:
     parser.add_argument("--model", default=str(ROOT / "models" / "hmdb51_twostream.pt"))
     parser.add_argument("--raft-224", action="store_true", help="time a 224 px two-stream with RAFT-large flow")
     parser.add_argument("--videos", type=int, default=None, help="videos to time (default: 24; 3 with --raft-224)")
-    parser.add_argument("--clips", type=int, default=5, help="clips per video (default: 5, params.yaml's)")
+    parser.add_argument("--clips", type=int, default=None,
+                        help="clips per video (default: params.yaml's video_test.clips, as `twostream predict`)")
     args = parser.parse_args()
 
     import pandas as pd
 
+    from twostream.params import load_params
     from twostream.predict import Predictor, load_member
 
+    if args.clips is None:
+        args.clips = load_params(ROOT / "params.yaml").video_test.clips
     count = args.videos or (3 if args.raft_224 else 24)
     manifest = pd.read_csv(ROOT / "data" / "manifests" / "hmdb51_test.csv")
     videos = [ROOT / "data" / "raw" / "hmdb51" / p for p in manifest["path"][:count + 1]]
