@@ -59,7 +59,7 @@ def test_cyclic_lr_moves_within_epochs():
 
 
 def test_make_scheduler_cyclic_and_step():
-    # one lr per batch: the cyclical one moves every batch (torch's CyclicLR with the decay)
+    # one lr per batch: the cyclical one moves after every batch
     np.testing.assert_allclose(scheduled_lrs("cyclic", 21, stage(lr=1e-4), steps_per_epoch=3),
                                [cyclic_lr(i / 3, 1e-5, 1e-4, CYCLIC) for i in range(63)], rtol=1e-9)
     # the step schedule changes the lr only between epochs

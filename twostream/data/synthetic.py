@@ -3,8 +3,9 @@
 `generate_stanford40` and `generate_hmdb51` fill an empty directory exactly like the real
 archives do (`twostream.data.layout`: JPEGs + ImageSplits; 30 fps MPEG-4 AVIs of the size in
 `data.synthetic`, where the real ones are 320x240; the HMDB51 split lists), so the offline demo
-runs every later stage through the same code as the real data. The scenes themselves are rendered by `twostream.data.render`; this module decides
-the file names, the official-list membership and the split tags, and writes the files. Each
+runs every later stage through the same code as the real data. The scenes themselves are rendered
+by `twostream.data.render`; this module decides the file names, the official-list membership and
+the split tags, and writes the files. Each
 class and each image or clip draws from its own `SeedSequence(seed, spawn_key=...)`, so the
 files are byte-identical for any number of worker processes.
 """
