@@ -46,7 +46,7 @@ from twostream.flow import flow_images
 from twostream.io import write_json
 from twostream.models import TwoStream, spatial_model, temporal_model
 from twostream.params import FLOW_FRAMES, FLOW_PAIRS, RAFT_MIN_SIZE, FlowParams, load_params, load_runtime
-from twostream.train import _autocast, make_loader, place_model, seed_everything, train_epoch
+from twostream.train import _autocast, make_loader, make_optimizer, place_model, seed_everything, train_epoch
 from twostream.transforms import frame_transform
 
 
@@ -318,7 +318,7 @@ def bench_training(name: str, dataset, batch: int, n: int, precisions: list[str]
         model = {"spatial": spatial, "temporal": temporal, "fusion": TwoStream(spatial, temporal, NUM_CLASSES)}[name]
         place_model(model, device, channels_last)
         model.train()
-        return model, torch.optim.Adam(model.parameters(), 1e-4, fused=True)  # as train.fit's
+        return model, make_optimizer(model, 1e-4)
 
     loader = make_loader(dataset, batch, runtime, shuffle=True, seed=0, device=device)
     x, _ = next(iter(loader))

@@ -131,6 +131,12 @@ def step_lr_factor(epoch: int, step: StepParams) -> float:
     return step.gamma ** ((epoch - warmup) // step.step_size)
 
 
+def make_optimizer(model: nn.Module, lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
+    """The training stages' optimizer: Adam, fused (one kernel updates every parameter; torch >= 2.4,
+    CPU and CUDA). `fit` and the training benchmark both build it here."""
+    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
+
+
 def make_scheduler(optimizer: torch.optim.Optimizer, stage: StageTrainParams, train: TrainParams,
                    steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler:
     """The stage's lr schedule, to be stepped after every batch (`steps_per_epoch` batches an epoch).
@@ -287,8 +293,7 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, stag
     place_model(model, device, channels_last)
     net = distributed.data_parallel(model, device)
     evaluate_fn = evaluate_fn or functools.partial(validate, channels_last=channels_last)
-    # fused: one kernel for all parameters' updates (torch >= 2.4 on the CPU and CUDA)
-    optimizer = torch.optim.Adam(model.parameters(), lr=stage.lr, weight_decay=train.weight_decay, fused=True)
+    optimizer = make_optimizer(model, stage.lr, train.weight_decay)
     scheduler = make_scheduler(optimizer, stage, train, len(train_loader))
     best = BestEpoch()
     history: list[EpochRecord] = []
