@@ -26,6 +26,7 @@ SEED = {
     "hmdb51_flow.epochs": 21, "hmdb51_flow.step.step_size": 5, "hmdb51_flow.step.gamma": 0.5, "hmdb51_flow.lr": 1e-4, "hmdb51_flow.step.warmup_epochs": 0,
     "hmdb51_flow.augment": False,
     "hmdb51_twostream.epochs": 6, "hmdb51_twostream.step.step_size": 2, "hmdb51_twostream.step.gamma": 0.3, "hmdb51_twostream.lr": 1e-4, "hmdb51_twostream.step.warmup_epochs": 0,
+    "hmdb51_twostream.fusion_lr": 1e-4,  # the seed trains the whole fusion model at one lr
     "hmdb51_twostream.augment": True,
 }
 

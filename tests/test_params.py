@@ -86,6 +86,16 @@ def test_missing_key_is_rejected(raw):
         parse_params(mutate(raw, "train.cyclic.decay", delete=True))
 
 
+def test_fusion_lr_belongs_to_the_fusion_stage_only(raw):
+    assert parse_params(raw).hmdb51_twostream.fusion_lr == raw["hmdb51_twostream"]["fusion_lr"]
+    with pytest.raises(ParamsError, match=r"^hmdb51_twostream.fusion_lr: missing key$"):
+        parse_params(mutate(raw, "hmdb51_twostream.fusion_lr", delete=True))
+    with pytest.raises(ParamsError, match=r"^hmdb51_twostream.fusion_lr: must be > 0, got 0"):
+        parse_params(mutate(raw, "hmdb51_twostream.fusion_lr", 0))
+    with pytest.raises(ParamsError, match=r"^hmdb51_flow.fusion_lr: unknown key"):
+        parse_params(mutate(raw, "hmdb51_flow.fusion_lr", 1e-3))
+
+
 def test_int_is_accepted_for_float(raw):
     params = parse_params(mutate(raw, "stanford40_frames.lr", 1))
     assert params.stanford40_frames.lr == 1.0 and isinstance(params.stanford40_frames.lr, float)

@@ -9,9 +9,10 @@ from torch.utils.data import TensorDataset
 from twostream.checkpoint import checkpoint_meta, load_checkpoint
 from twostream.errors import ParamsError, TrainingError
 from twostream.models import ModelSpec
-from twostream.params import (CyclicParams, StageTrainParams, StepParams, load_params, load_runtime, parse_params,
-                              read_yaml)
-from twostream.train import (BestEpoch, cyclic_lr, fit, loss_and_accuracy, make_loader, make_scheduler,
+from twostream.params import (CyclicParams, StageTrainParams, StepParams, TwoStreamTrainParams, load_params, load_runtime,
+                              parse_params, read_yaml)
+from twostream import train as train_module
+from twostream.train import (BestEpoch, cyclic_lr, fit, loss_and_accuracy, make_loader, make_optimizer, make_scheduler,
                              seed_everything, stage_params, train_stage, validate)
 
 PARAMS = load_params("params.yaml")
@@ -89,6 +90,55 @@ def test_warmup_rises_linearly_then_the_step_schedule_starts():
     raw["train"]["schedule"] = "cyclic"
     raw["hmdb51_flow"]["step"]["warmup_epochs"] = 2
     assert parse_params(raw).hmdb51_flow.step.warmup_epochs == 2
+
+
+class Fused(nn.Module):
+    """A stand-in two-stream model: a trained trunk and new fusion layers."""
+
+    def __init__(self):
+        super().__init__()
+        self.trunk = nn.Linear(8, 16)
+        self.fusion = nn.Sequential(nn.ReLU(), nn.Linear(16, 4))
+
+    def forward(self, x):
+        return self.fusion(self.trunk(x))
+
+
+def test_fusion_lr_puts_the_new_fusion_layers_in_their_own_group():
+    model = Fused()
+    one = make_optimizer(model, 1e-4)
+    assert len(one.param_groups) == 1 and one.param_groups[0]["params"] == list(model.parameters())
+    two = make_optimizer(model, 1e-4, 0.0, fusion_lr=1e-3)
+    streams, fusion = two.param_groups
+    assert [id(p) for p in fusion["params"]] == [id(p) for p in model.fusion.parameters()]
+    assert [id(p) for p in streams["params"]] == [id(p) for p in model.trunk.parameters()]
+    assert (streams["lr"], fusion["lr"]) == (1e-4, 1e-3)
+    # the schedule moves both groups by the same factor: the fusion group peaks at fusion_lr
+    scheduler = make_scheduler(two, stage(lr=1e-4), train_params("cyclic"), steps_per_epoch=2)
+    for i in range(1, 15):
+        two.step()
+        scheduler.step()
+        expected = cyclic_lr(i / 2, 1e-5, 1e-4, CYCLIC)
+        assert streams["lr"] == pytest.approx(expected) and fusion["lr"] == pytest.approx(10 * expected)
+    with pytest.raises(TypeError, match="fusion_lr needs a two-stream model"):
+        make_optimizer(tiny_model(), 1e-4, 0.0, fusion_lr=1e-3)
+
+
+def test_fit_trains_the_fusion_layers_at_the_stages_fusion_lr(monkeypatch):
+    built = []
+
+    def recording(*args, **kwargs):
+        optimizer = make_optimizer(*args, **kwargs)
+        built.append([group["lr"] for group in optimizer.param_groups])
+        return optimizer
+
+    monkeypatch.setattr(train_module, "make_optimizer", recording)
+    tp, loader = train_params(), make_loader(tiny_data(), 8, RUNTIME, shuffle=True, seed=0)
+    fused = TwoStreamTrainParams(epochs=1, lr=1e-3, augment=False, fusion_lr=1e-2,
+                                 step=StepParams(warmup_epochs=0, step_size=2, gamma=0.5))
+    fit(Fused(), loader, loader, fused, tp, torch.device("cpu"), progress=False)
+    fit(tiny_model(), loader, loader, stage(epochs=1, lr=1e-3), tp, torch.device("cpu"), progress=False)
+    assert built == [[1e-3, 1e-2], [1e-3]]
 
 
 def test_best_epoch_needs_accuracy_up_and_loss_down():

@@ -256,6 +256,17 @@ class StageTrainParams:
 
 
 @dataclass(frozen=True)
+class TwoStreamTrainParams(StageTrainParams):
+    """The fusion stage's training section: `lr` is the two trained streams', `fusion_lr` the new fusion
+    layers' (the 1x1 conv, its BatchNorm and the fc, randomly initialised); the schedule scales both."""
+    fusion_lr: float
+
+    def validate(self, key: str) -> None:
+        super().validate(key)
+        _positive(f"{key}.fusion_lr", self.fusion_lr)
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int
     data: DataParams
@@ -270,7 +281,7 @@ class Params:
     stanford40_frames: StageTrainParams
     hmdb51_frames: StageTrainParams
     hmdb51_flow: StageTrainParams
-    hmdb51_twostream: StageTrainParams
+    hmdb51_twostream: TwoStreamTrainParams
 
     def validate(self, key: str) -> None:
         _non_negative("seed", self.seed)

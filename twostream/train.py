@@ -46,7 +46,8 @@ from twostream.datasets import SeededDataset, SeededSampler
 from twostream.errors import ParamsError, TrainingError
 from twostream.io import atomic_dir
 from twostream.model_table import BY_STAGE
-from twostream.params import CyclicParams, Params, RuntimeParams, StageTrainParams, StepParams, TrainParams, as_dict
+from twostream.params import (CyclicParams, Params, RuntimeParams, StageTrainParams, StepParams, TrainParams,
+                              TwoStreamTrainParams, as_dict)
 
 log = logging.getLogger(__name__)
 
@@ -131,10 +132,23 @@ def step_lr_factor(epoch: int, step: StepParams) -> float:
     return step.gamma ** ((epoch - warmup) // step.step_size)
 
 
-def make_optimizer(model: nn.Module, lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
+def make_optimizer(model: nn.Module, lr: float, weight_decay: float = 0.0,
+                   fusion_lr: float | None = None) -> torch.optim.Adam:
     """The training stages' optimizer: Adam, fused (one kernel updates every parameter; torch >= 2.4,
-    CPU and CUDA). `fit` and the training benchmark both build it here."""
-    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
+    CPU and CUDA). `fit` and the training benchmark both build it here.
+
+    With `fusion_lr`, `model` is a two-stream model: its fusion layers (`model.fusion`, new) form a second
+    parameter group at `fusion_lr`, the rest (the two trained streams) train at `lr`. The scheduler
+    scales every group by the same factor."""
+    if fusion_lr is None:
+        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
+    fusion = getattr(model, "fusion", None)
+    if not isinstance(fusion, nn.Module):
+        raise TypeError(f"fusion_lr needs a two-stream model (with a `fusion` module), got {type(model).__name__}")
+    new = {id(p) for p in fusion.parameters()}
+    groups = [{"params": [p for p in model.parameters() if id(p) not in new]},
+              {"params": list(fusion.parameters()), "lr": fusion_lr}]
+    return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay, fused=True)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, stage: StageTrainParams, train: TrainParams,
@@ -143,7 +157,8 @@ def make_scheduler(optimizer: torch.optim.Optimizer, stage: StageTrainParams, tr
 
     `step`: constant within an epoch, `step_lr_factor` of the stage's lr. `cyclic`: the seed's schedule,
     `cyclic_lr` after every batch, from `train.cyclic.base_lr` to the stage's lr (so the first epoch
-    already climbs from the base, rather than spending the whole epoch there)."""
+    already climbs from the base, rather than spending the whole epoch there). Every parameter group
+    moves by the same factor of its own lr (the fusion layers' group peaks at `fusion_lr`)."""
     if steps_per_epoch < 1:
         raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
     if train.schedule == "step":
@@ -202,7 +217,7 @@ def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Opt
                 amp: bool = False, desc: str = "train", progress: bool = True, channels_last: bool = False,
                 scheduler: torch.optim.lr_scheduler.LRScheduler | None = None) -> tuple[float, float, float]:
     """One pass over `loader` with updates, `scheduler` stepped after each; per-sample mean loss and
-    accuracy (over all processes), and the mean lr of the epoch's batches."""
+    accuracy (over all processes), and the mean lr of the epoch's batches (the first parameter group's)."""
     model.train()
     loss_sum, correct, count, lr_sum, batches = 0.0, 0, 0, 0.0, 0
     for inputs, labels in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
@@ -293,7 +308,8 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, stag
     place_model(model, device, channels_last)
     net = distributed.data_parallel(model, device)
     evaluate_fn = evaluate_fn or functools.partial(validate, channels_last=channels_last)
-    optimizer = make_optimizer(model, stage.lr, train.weight_decay)
+    fusion_lr = stage.fusion_lr if isinstance(stage, TwoStreamTrainParams) else None
+    optimizer = make_optimizer(model, stage.lr, train.weight_decay, fusion_lr)
     scheduler = make_scheduler(optimizer, stage, train, len(train_loader))
     best = BestEpoch()
     history: list[EpochRecord] = []
