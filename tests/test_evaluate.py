@@ -302,3 +302,85 @@ def test_evaluation_figures_draw_every_figure_of_the_stage(tmp_path):
                               "fusion_weights.png", "per_class_accuracy.png", "frame_positions_accuracy.png",
                               "frame_positions.png"])
     assert all((tmp_path / "plots" / p).read_bytes().startswith(b"\x89PNG") for p in written)
+
+
+def _test_arrays(tmp_path, k, videos=70, size=4):
+    """Test arrays as sample_frames and flow write them, the middle of K clips equal to the one clip."""
+    from twostream.data import arrays
+    from twostream.evaluate import TestData
+
+    rng = np.random.default_rng(0)
+    frames, flow = tmp_path / "frames", tmp_path / "flow"
+    frames.mkdir(exist_ok=True)
+    flow.mkdir(exist_ok=True)
+    positions = rng.integers(0, 256, (videos, 5, size, size, 3), dtype=np.uint8)
+    stacks = rng.integers(0, 256, (videos, 8, size, size, 3), dtype=np.uint8)
+    clip_frames = rng.integers(0, 256, (videos, k, size, size, 3), dtype=np.uint8)
+    clip_stacks = rng.integers(0, 256, (videos, k, 8, size, size, 3), dtype=np.uint8)
+    clip_frames[:, k // 2], clip_stacks[:, k // 2] = positions[:, 2], stacks  # position 2: middle
+    for path, array in ((frames / arrays.positions("test"), positions), (frames / arrays.clip_frames(), clip_frames),
+                        (flow / arrays.flow("test"), stacks), (flow / arrays.clip_flow(), clip_stacks)):
+        np.save(path, array)
+    return TestData(tmp_path / "images", frames, flow), flow / arrays.clip_flow()
+
+
+def test_the_one_clip_input_is_recognised_as_the_middle_test_clip_only_when_it_is(tmp_path):
+    from twostream.model_table import BY_NAME
+
+    frames, flow, both = BY_NAME["hmdb51_frames"], BY_NAME["hmdb51_flow"], BY_NAME["hmdb51_twostream"]
+    data, clip_flow = _test_arrays(tmp_path, k=3)
+    assert all(data.one_clip_is_middle_clip(m, "middle", 3) for m in (frames, flow, both))
+    assert not data.one_clip_is_middle_clip(frames, "first", 3)  # another position's frame
+    # one byte of the last video's middle flow stack (past the first chunk of videos) differs
+    stacks = np.load(clip_flow)
+    stacks[-1, 1, 7, 0, 0, 0] ^= 1
+    np.save(clip_flow, stacks)
+    assert data.one_clip_is_middle_clip(frames, "middle", 3)
+    assert not data.one_clip_is_middle_clip(flow, "middle", 3) and not data.one_clip_is_middle_clip(both, "middle", 3)
+    # an even K has no middle clip
+    data, _ = _test_arrays(tmp_path, k=2)
+    assert not data.one_clip_is_middle_clip(frames, "middle", 2)
+
+
+class _FakeTestData:
+    """What test_models reads of TestData: one sample per test video and K clips per video, as tensors."""
+
+    def __init__(self, one, clips, labels, middle):
+        self.one, self.clips, self.labels, self.middle = one, clips, labels, middle
+        self.frames = self.flow = None
+
+    def test_set(self, entry, position):
+        return TensorDataset(self.one, self.labels)
+
+    def test_clips(self, entry):
+        k = self.clips.shape[1]
+        return TensorDataset(self.clips.reshape(-1, *self.clips.shape[2:]), self.labels.repeat_interleave(k)), k
+
+    def one_clip_is_middle_clip(self, entry, position, k):
+        return self.middle
+
+
+@pytest.mark.parametrize("middle", [True, False])
+def test_one_clip_scores_come_from_the_middle_test_clip_when_it_is_the_same_input(monkeypatch, middle):
+    from twostream import evaluate
+
+    torch.manual_seed(0)
+    clips, labels = torch.randn(10, 3, 6), torch.arange(10) % 12
+    one = clips[:, 1] if middle else torch.randn(10, 6)
+    history = [{"epoch": 1, "lr": 1e-3, "train_loss": 1.0, "train_accuracy": 0.5, "val_loss": 1.0,
+                "val_accuracy": 0.5, "best": True}]
+    checkpoint = {"num_params": 1, "best_epoch": 1, "epochs": 1, "history": history}
+    loaded = {m.name: (nn.Linear(6, 12), checkpoint) for m in TRAINED}
+    calls = []
+    real = evaluate.predict_dataset
+    monkeypatch.setattr(evaluate, "predict_dataset", lambda model, dataset, *a, **kw: calls.append(len(dataset))
+                        or real(model, dataset, *a, **kw))
+    runtime = dataclasses.replace(load_runtime("runtime.yaml"), device="cpu", loader_workers=0, progress=False)
+    results = evaluate.test_models(loaded, {}, _FakeTestData(one, clips, labels, middle), "middle", 4, False, runtime)
+    one_clip_passes = len(TRAINED) - (len(VIDEO_MODELS) - 1 if middle else 0)  # late fusion is not trained
+    assert calls.count(10) == one_clip_passes and calls.count(30) == len(VIDEO_MODELS) - 1
+    for entry in TRAINED:
+        logits, got = results.predictions[entry.name]
+        with torch.no_grad():
+            np.testing.assert_allclose(logits, loaded[entry.name][0](one).numpy(), rtol=1e-5, atol=1e-5)
+        assert got.tolist() == labels.tolist()

@@ -53,12 +53,14 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from twostream.checkpoint import load_model
+from twostream.data import arrays
+from twostream.data.arrays import TEST
 from twostream.data.manifests import manifest_name, read_manifest
 from twostream.datasets import FlowDataset, FrameDataset, TwoStreamDataset, hmdb51_subset, hmdb51_test_clips, \
     stanford40_subset
 from twostream.device import resolve_device
 from twostream.errors import InputError
-from twostream.io import atomic_dir, write_csv, write_json, write_text
+from twostream.io import atomic_dir, load_array, write_csv, write_json, write_text
 from twostream.model_table import BY_NAME, MODELS, TRAINED, VIDEO_MODELS, ModelEntry, model_path
 from twostream.params import FRAME_POSITIONS, RuntimeParams
 from twostream.predictions import file_name, position_file_name
@@ -69,6 +71,7 @@ from twostream.train import make_loader, place_model, predict
 
 log = logging.getLogger(__name__)
 
+CHUNK = 64  # test videos compared at a time (`TestData.one_clip_is_middle_clip`)
 PROBABILITY_FORMAT = "%.6f"  # class probabilities in the prediction files: a fixed format, the same bytes
 
 
@@ -228,6 +231,22 @@ class TestData:
         clips, k = hmdb51_test_clips(self.frames, self.flow)
         return TwoStreamDataset(clips, None, None), k
 
+    def one_clip_is_middle_clip(self, entry: ModelEntry, position: str, k: int) -> bool:
+        """Whether every test video's one-clip input (the frame at `position`, the seed's flow stack) is
+        exactly the middle one of its K test clips, as it is for odd K at position middle
+        (`video.clip_centres`). Checked on the arrays, a chunk of videos at a time."""
+        if k % 2 == 0:
+            return False
+        pairs = []
+        if "frames" in entry.inputs:
+            pairs.append((load_array(self.frames / arrays.positions(TEST))[:, FRAME_POSITIONS.index(position)],
+                          load_array(self.frames / arrays.clip_frames())[:, k // 2]))
+        if "flow" in entry.inputs:
+            pairs.append((load_array(self.flow / arrays.flow(TEST)), load_array(self.flow / arrays.clip_flow())[:, k // 2]))
+        return all(one.shape == middle.shape and all(np.array_equal(one[i:i + CHUNK], middle[i:i + CHUNK])
+                                                     for i in range(0, len(one), CHUNK))
+                   for one, middle in pairs)
+
     def test_paths(self) -> dict[str, pd.Series]:
         """dataset -> the test videos (images) as their manifests name them, in the test sets' order."""
         return {"stanford40": read_manifest(self.images / manifest_name("stanford40", "test"), "stanford40")["path"],
@@ -269,18 +288,22 @@ def test_models(loaded: Mapping[str, tuple], study: Mapping[str, tuple], data: T
     results, clip_logits, clips_per_video = TestResults(headline), {}, set()
     for entry in TRAINED:
         model, checkpoint = loaded[entry.name]
-        logits, labels = predict_dataset(model, data.test_set(entry, headline), batch_size, runtime, amp,
-                                         desc=f"test {entry.name}")
+        middle = None  # the one-clip scores, when the K-clip pass already holds them
+        if entry in VIDEO_MODELS:
+            clips, k = data.test_clips(entry)
+            clip_logits[entry.name], clip_labels = predict_dataset(model, clips, batch_size, runtime, amp,
+                                                                   desc=f"test {entry.name}, {k} clips per video")
+            clips_per_video.add(k)
+            if data.one_clip_is_middle_clip(entry, headline, k):
+                middle = clip_logits[entry.name][k // 2::k], clip_labels[::k]
+        logits, labels = middle or predict_dataset(model, data.test_set(entry, headline), batch_size, runtime, amp,
+                                                   desc=f"test {entry.name}")
         results.records[entry.name] = metrics_record(checkpoint, logits, labels)
         results.predictions[entry.name] = logits, labels
         log.info("%s: test accuracy %.3f (best epoch %d/%d)", entry.name,
                  results.records[entry.name]["test"]["accuracy"], checkpoint["best_epoch"], checkpoint["epochs"])
         if entry in VIDEO_MODELS:
-            clips, k = data.test_clips(entry)
-            clip_logits[entry.name], _ = predict_dataset(model, clips, batch_size, runtime, amp,
-                                                         desc=f"test {entry.name}, {k} clips per video")
             results.video[entry.name] = video_logits(clip_logits[entry.name], k), labels
-            clips_per_video.add(k)
     if len(clips_per_video) != 1:
         raise InputError(f"{data.frames} and {data.flow} hold different numbers of test clips per video "
                          f"({sorted(clips_per_video)}); re-run the data stages (`dvc repro`)")
