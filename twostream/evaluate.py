@@ -60,7 +60,7 @@ from twostream.datasets import FlowDataset, FrameDataset, TwoStreamDataset, hmdb
     stanford40_subset
 from twostream.device import resolve_device
 from twostream.errors import InputError
-from twostream.io import atomic_dir, load_array, write_csv, write_json, write_text
+from twostream.io import atomic_dir, load_array, same_array, write_csv, write_json, write_text
 from twostream.model_table import BY_NAME, MODELS, TRAINED, VIDEO_MODELS, ModelEntry, model_path
 from twostream.params import FRAME_POSITIONS, RuntimeParams
 from twostream.predictions import file_name, position_file_name
@@ -71,7 +71,6 @@ from twostream.train import make_loader, place_model, predict
 
 log = logging.getLogger(__name__)
 
-CHUNK = 64  # test videos compared at a time (`TestData.one_clip_is_middle_clip`)
 PROBABILITY_FORMAT = "%.6f"  # class probabilities in the prediction files: a fixed format, the same bytes
 
 
@@ -234,7 +233,7 @@ class TestData:
     def one_clip_is_middle_clip(self, entry: ModelEntry, position: str, k: int) -> bool:
         """Whether every test video's one-clip input (the frame at `position`, the seed's flow stack) is
         exactly the middle one of its K test clips, as it is for odd K at position middle
-        (`video.clip_centres`). Checked on the arrays, a chunk of videos at a time."""
+        (`video.clip_centres`). Checked on the arrays."""
         if k % 2 == 0:
             return False
         pairs = []
@@ -243,9 +242,7 @@ class TestData:
                           load_array(self.frames / arrays.clip_frames())[:, k // 2]))
         if "flow" in entry.inputs:
             pairs.append((load_array(self.flow / arrays.flow(TEST)), load_array(self.flow / arrays.clip_flow())[:, k // 2]))
-        return all(one.shape == middle.shape and all(np.array_equal(one[i:i + CHUNK], middle[i:i + CHUNK])
-                                                     for i in range(0, len(one), CHUNK))
-                   for one, middle in pairs)
+        return all(same_array(one, middle) for one, middle in pairs)
 
     def test_paths(self) -> dict[str, pd.Series]:
         """dataset -> the test videos (images) as their manifests name them, in the test sets' order."""

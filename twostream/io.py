@@ -175,6 +175,12 @@ def load_array(path: str | Path, mmap: bool = True) -> np.ndarray:
     return np.load(path, mmap_mode="r" if mmap else None)
 
 
+def same_array(a: np.ndarray, b: np.ndarray, rows: int = 64) -> bool:
+    """Whether two arrays (memmaps too) have the same shape and values, compared `rows` rows at a time so
+    that memory stays bounded."""
+    return a.shape == b.shape and all(np.array_equal(a[i:i + rows], b[i:i + rows]) for i in range(0, len(a), rows))
+
+
 def read_csv(path: str | Path, columns: tuple[str, ...]) -> pd.DataFrame:
     """Read a CSV and check it has the expected columns."""
     path = Path(path)
