@@ -308,9 +308,11 @@ def write_flow_frames(root: Path, size: int, counts: dict[str, int]) -> Path:
         clips = np.stack([[big[i, 20 + dy * k // 2:20 + dy * k // 2 + size, 20 + dx * k // 2:20 + dx * k // 2 + size]
                            for k, (dx, dy) in enumerate(steps[i])] for i in range(n)])
         np.save(frames / f"hmdb51_{subset}_flow_frames.npy", np.ascontiguousarray(clips))
-        if subset == "test":  # video-level testing: TEST_CLIPS stacks per test video (the clips reversed, shifted)
-            np.save(frames / "hmdb51_test_clip_flow_frames.npy",
-                    np.ascontiguousarray(np.stack([np.roll(clips[:, ::-1], k, axis=2) for k in range(TEST_CLIPS)], 1)))
+        if subset == "test":  # video-level testing: TEST_CLIPS stacks per test video (the clips reversed, shifted),
+            # the middle one the one-clip frames themselves, as sample_frames writes them for an odd K
+            others = [np.roll(clips[:, ::-1], k, axis=2) for k in range(TEST_CLIPS)]
+            others[TEST_CLIPS // 2] = clips
+            np.save(frames / "hmdb51_test_clip_flow_frames.npy", np.ascontiguousarray(np.stack(others, 1)))
         labels = [i % len(HMDB51_CLASSES) for i in range(n)]
         pd.DataFrame({"path": [f"{HMDB51_CLASSES[k]}/{subset}{i}.avi" for i, k in enumerate(labels)],
                       "label": labels, "class": [HMDB51_CLASSES[k] for k in labels]}).to_csv(
@@ -335,6 +337,8 @@ def flow_run(tmp_path, method, size, torchrun_processes, counts):
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [f"hmdb51_{s}.{ext}" for s in counts for ext in ("npy", "csv")]
         + ["hmdb51_test_clips.npy", "flow.json"])  # no leftovers, no shard files
+    # the middle test clip's stacks are the one-clip test stacks, copied (each process its rows), not computed
+    assert "3 clips per video (the middle one's flow: the one clip's)" in proc.stderr
     return out, time.perf_counter() - started
 
 
@@ -346,7 +350,10 @@ def test_shard_flow_dis_on_two_processes_is_bit_identical(tmp_path):
     for name in sorted(p.name for p in one.iterdir()):
         assert (one / name).read_bytes() == (two / name).read_bytes(), name
     assert np.load(one / "hmdb51_train.npy").shape == (7, 8, 32, 32, 3)
-    assert np.load(one / "hmdb51_test_clips.npy").shape == (1, TEST_CLIPS, 8, 32, 32, 3)
+    test_clips = np.load(one / "hmdb51_test_clips.npy")
+    assert test_clips.shape == (1, TEST_CLIPS, 8, 32, 32, 3)
+    np.testing.assert_array_equal(test_clips[:, TEST_CLIPS // 2], np.load(one / "hmdb51_test.npy"))
+    assert not np.array_equal(test_clips[:, 0], test_clips[:, TEST_CLIPS // 2])
 
 
 @pytest.mark.slow
