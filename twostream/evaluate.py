@@ -54,7 +54,6 @@ from torch.utils.data import Dataset
 
 from twostream.checkpoint import load_model
 from twostream.data import arrays
-from twostream.data.arrays import TEST
 from twostream.data.manifests import manifest_name, read_manifest
 from twostream.datasets import FlowDataset, FrameDataset, TwoStreamDataset, hmdb51_subset, hmdb51_test_clips, \
     stanford40_subset
@@ -238,10 +237,10 @@ class TestData:
             return False
         pairs = []
         if "frames" in entry.inputs:
-            pairs.append((load_array(self.frames / arrays.positions(TEST))[:, FRAME_POSITIONS.index(position)],
+            pairs.append((load_array(self.frames / arrays.positions(arrays.TEST))[:, FRAME_POSITIONS.index(position)],
                           load_array(self.frames / arrays.clip_frames())[:, k // 2]))
         if "flow" in entry.inputs:
-            pairs.append((load_array(self.flow / arrays.flow(TEST)), load_array(self.flow / arrays.clip_flow())[:, k // 2]))
+            pairs.append((load_array(self.flow / arrays.flow(arrays.TEST)), load_array(self.flow / arrays.clip_flow())[:, k // 2]))
         return all(same_array(one, middle) for one, middle in pairs)
 
     def test_paths(self) -> dict[str, pd.Series]:
